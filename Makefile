@@ -1,0 +1,21 @@
+# cmk-syncer. `make test` installs what is missing and runs every test.
+SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
+export PATH := /opt/swift/usr/bin:$(PATH)
+
+.PHONY: all build deps test clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+# Builds the tests once, then runs them all (XCTest and Swift Testing).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+clean:
+	rm -rf .build

@@ -1,0 +1,88 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// cmk-syncer: keeps storage accounts encrypted under the customer's root key.
+//
+// Layout (see docs/architecture.md):
+//   CMKCore        pure domain: keys, versions, snapshots, keyrings, errors, the KeyVault contract
+//   CMKEnvelope    envelope encryption: DEK wrapping (RSA-OAEP-256), segmented AES-256-GCM objects, DEK cache
+//   CMKLocalVault  the embedded default vault provider (a directory, private keys sealed at rest)
+//   CMKTesting     in-memory vault, manual clock, the KeyVault conformance suite
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "cmk-syncer",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CMKCore", targets: ["CMKCore"]),
+        .library(name: "CMKEnvelope", targets: ["CMKEnvelope"]),
+        .library(name: "CMKLocalVault", targets: ["CMKLocalVault"]),
+        .library(name: "CMKTesting", targets: ["CMKTesting"]),
+        .library(name: "CMKDirectoryStorage", targets: ["CMKDirectoryStorage"]),
+        .library(name: "CMKSQLiteStorage", targets: ["CMKSQLiteStorage"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        .target(
+            name: "CMKCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CMKEnvelope",
+            dependencies: [
+                "CMKCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CMKLocalVault",
+            dependencies: [
+                "CMKCore", "CMKEnvelope",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CMKTesting",
+            dependencies: [
+                "CMKCore", "CMKEnvelope",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "CMKDirectoryStorage", dependencies: ["CMKCore"], swiftSettings: strict),
+        .target(
+            name: "CMKSQLiteStorage",
+            dependencies: ["CMKCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CMKCoreTests", dependencies: ["CMKCore", "CMKTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "CMKEnvelopeTests",
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKTesting", .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKLocalVaultTests",
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKStorageTests",
+            dependencies: ["CMKCore", "CMKTesting", "CMKDirectoryStorage", "CMKSQLiteStorage"],
+            swiftSettings: strict
+        ),
+    ]
+)

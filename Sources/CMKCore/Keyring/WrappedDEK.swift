@@ -1,0 +1,29 @@
+import Foundation
+
+/// The algorithms a DEK can be wrapped with.
+public enum WrapAlgorithm: String, Hashable, Sendable, Codable, CaseIterable {
+    /// RSA-OAEP with SHA-256 and MGF1-SHA-256, empty label (Azure's `RSA-OAEP-256`).
+    case rsaOAEP256 = "RSA-OAEP-256"
+    /// AES key wrap with padding (RFC 5649), for HSMs that only offer AES root keys.
+    case aesKeyWrapPad = "A256KWP"
+}
+
+/// One DEK as stored: only its wrapping under one key version, never its plaintext.
+public struct WrappedDEK: Hashable, Sendable, Codable {
+    public var id: DEKID
+    /// The root-key version that wraps this DEK.
+    public var keyVersion: String
+    public var algorithm: WrapAlgorithm
+    /// The wrapped key bytes.
+    public var wrappedKey: Data
+    /// When the DEK was minted (not when it was last rewrapped).
+    public var created: Date
+
+    public init(id: DEKID, keyVersion: String, algorithm: WrapAlgorithm = .rsaOAEP256, wrappedKey: Data, created: Date) {
+        self.id = id
+        self.keyVersion = keyVersion
+        self.algorithm = algorithm
+        self.wrappedKey = wrappedKey
+        self.created = created
+    }
+}

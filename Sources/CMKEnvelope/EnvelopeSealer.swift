@@ -1,0 +1,79 @@
+import CMKCore
+import Foundation
+
+/// Encrypts one object as a stream, holding at most one segment of plaintext in memory.
+///
+/// Feed plaintext with ``update(_:)`` and end with ``finish()``; concatenating every returned
+/// chunk gives the encrypted object (header first).
+public struct EnvelopeSealer: Sendable {
+    private let cipher: SegmentCipher
+    private var pending: [UInt8] = []
+    private var index: UInt32 = 0
+    private var headerWritten = false
+    private var finished = false
+
+    /// - Parameters:
+    ///   - dek: the 32-byte DEK; `dekID` is recorded in the header.
+    ///   - account, object: bound into every segment's associated data.
+    ///   - segmentSize: plaintext bytes per segment (default 64 KiB).
+    public init(dek: SecretBytes, dekID: DEKID, account: String, object: String,
+                segmentSize: Int = EnvelopeHeader.defaultSegmentSize) throws(EnvelopeError) {
+        let salt = SecretBytes.random(count: 32).withUnsafeBytes { Array($0) }
+        let prefix = SecretBytes.random(count: 7).withUnsafeBytes { Array($0) }
+        let header = try EnvelopeHeader(dekID: dekID, account: account, object: object, segmentSize: segmentSize,
+                                        salt: salt, noncePrefix: prefix)
+        cipher = try SegmentCipher(header: header, dek: dek)
+        pending.reserveCapacity(segmentSize)
+    }
+
+    /// The header of the object being written.
+    public var header: EnvelopeHeader { cipher.header }
+
+    /// Adds plaintext; returns the encrypted bytes that are complete so far (possibly none).
+    public mutating func update(_ plaintext: some Collection<UInt8>) -> [UInt8] {
+        precondition(!finished, "EnvelopeSealer used after finish()")
+        var out = takeHeader()
+        let size = cipher.header.segmentSize
+        var input = plaintext[...]
+        while !input.isEmpty {
+            if pending.count == size {
+                emit(final: false, into: &out)
+            }
+            let take = Swift.min(size - pending.count, input.count)
+            pending.append(contentsOf: input.prefix(take))
+            input = input.dropFirst(take)
+        }
+        return out
+    }
+
+    /// Writes the final segment; returns the last encrypted bytes.
+    public mutating func finish() -> [UInt8] {
+        precondition(!finished, "EnvelopeSealer finished twice")
+        var out = takeHeader()
+        emit(final: true, into: &out)
+        finished = true
+        return out
+    }
+
+    private mutating func takeHeader() -> [UInt8] {
+        guard !headerWritten else { return [] }
+        headerWritten = true
+        return cipher.headerBytes
+    }
+
+    private mutating func emit(final: Bool, into out: inout [UInt8]) {
+        precondition(index < UInt32.max, "object exceeds 2^32 segments")
+        cipher.seal(pending[...], index: index, final: final, into: &out)
+        index += 1
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Encrypts a whole object in memory.
+    public static func seal(_ plaintext: some Collection<UInt8>, dek: SecretBytes, dekID: DEKID, account: String, object: String,
+                            segmentSize: Int = EnvelopeHeader.defaultSegmentSize) throws(EnvelopeError) -> [UInt8] {
+        var sealer = try EnvelopeSealer(dek: dek, dekID: dekID, account: account, object: object, segmentSize: segmentSize)
+        var out = sealer.update(plaintext)
+        out += sealer.finish()
+        return out
+    }
+}

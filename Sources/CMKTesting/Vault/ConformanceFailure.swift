@@ -1,0 +1,10 @@
+/// A violated expectation in a conformance suite: names the check and what went wrong.
+public struct ConformanceFailure: Error, CustomStringConvertible {
+    public let check: String
+    public let message: String
+    public init(check: String, message: String) {
+        self.check = check
+        self.message = message
+    }
+    public var description: String { "conformance check '\(check)' failed: \(message)" }
+}

