@@ -1,0 +1,113 @@
+import CMKCore
+import Foundation
+
+/// The on-disk JSON document of one key (`keys/<name>.json`). Nothing secret is in plaintext:
+/// private keys are sealed (see ``Sealing``).
+struct KeyDocument: Codable, Sendable, Equatable {
+    static let currentFormat = 1
+
+    /// The document format version (bound into every seal's AAD).
+    var format: Int
+    var name: String
+    /// Set while the key is soft-deleted.
+    var deletedDate: Date?
+    var scheduledPurgeDate: Date?
+    /// Every version, oldest first.
+    var versions: [StoredVersion]
+
+    struct StoredVersion: Codable, Sendable, Equatable {
+        /// 32 lowercase hex digits.
+        var id: String
+        var created: Date
+        var enabled: Bool
+        var notBefore: Date?
+        var expires: Date?
+        var keySize: Int
+        var publicKey: StoredPublicKey
+        var sealedPrivateKey: SealedBox
+
+        var keyVersion: KeyVersion {
+            KeyVersion(id: id, created: created, enabled: enabled, notBefore: notBefore, expires: expires)
+        }
+    }
+
+    /// The RSA public key as big-endian unsigned integers, base64 (the JWK `n` and `e`).
+    struct StoredPublicKey: Codable, Sendable, Equatable {
+        var n: Data
+        var e: Data
+        var material: PublicKeyMaterial { .rsa(modulus: n, exponent: e) }
+    }
+
+    /// AES-256-GCM output: 12-byte nonce, ciphertext of the PKCS#1 DER private key, 16-byte tag.
+    struct SealedBox: Codable, Sendable, Equatable {
+        var algorithm: String
+        var nonce: Data
+        var ciphertext: Data
+        var tag: Data
+    }
+
+    var isDeleted: Bool { deletedDate != nil }
+
+    func version(_ id: String) -> StoredVersion? { versions.first { $0.id == id } }
+
+    func keyVersions() -> [KeyVersion] { versions.map(\.keyVersion) }
+
+    // MARK: Encoding
+
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .secondsSince1970
+        return encoder
+    }
+
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        return decoder
+    }
+
+    func encoded() throws(VaultError) -> Data {
+        do { return try Self.encoder().encode(self) } catch {
+            throw VaultError(.corrupt, "cannot encode the document of key '\(name)'", underlying: error)
+        }
+    }
+
+    /// Parses and checks a document read from `path`.
+    static func decode(_ data: Data, path: String, expectedName: String) throws(VaultError) -> KeyDocument {
+        let document: KeyDocument
+        do { document = try decoder().decode(KeyDocument.self, from: data) } catch {
+            throw VaultError(.corrupt, "key file \(path) is not a valid key document (corrupt JSON or missing field): \(describe(error))")
+        }
+        guard document.format == currentFormat else {
+            throw VaultError(.corrupt, "key file \(path) has format \(document.format); this version reads format \(currentFormat)")
+        }
+        guard document.name == expectedName else {
+            throw VaultError(.corrupt, "key file \(path) names key '\(document.name)', not '\(expectedName)': it was renamed or copied")
+        }
+        guard !document.versions.isEmpty else {
+            throw VaultError(.corrupt, "key file \(path) has no versions")
+        }
+        return document
+    }
+
+    /// A decoding error without the offending values (they could be key bytes).
+    private static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "unreadable" }
+        func path(_ context: DecodingError.Context) -> String {
+            let text = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return text.isEmpty ? "document" : text
+        }
+        switch error {
+        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not JSON" : "bad value at \(path(context))"
+        case .keyNotFound(let key, let context): return "missing field '\(key.stringValue)' in \(path(context))"
+        case .typeMismatch(_, let context): return "wrong type at \(path(context))"
+        case .valueNotFound(_, let context): return "missing value at \(path(context))"
+        @unknown default: return "unreadable"
+        }
+    }
+
+    /// Rounds a date to what the document stores (seconds since 1970 as a JSON number), so that
+    /// every date the vault returns equals the one it will read back.
+    static func stored(_ date: Date) -> Date { Date(timeIntervalSince1970: date.timeIntervalSince1970) }
+}
