@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "CMKEnvelope", targets: ["CMKEnvelope"]),
         .library(name: "CMKLocalVault", targets: ["CMKLocalVault"]),
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
+        .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
         .library(name: "CMKDirectoryStorage", targets: ["CMKDirectoryStorage"]),
         .library(name: "CMKSQLiteStorage", targets: ["CMKSQLiteStorage"]),
     ],
@@ -62,6 +63,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "CMKAccounts", dependencies: ["CMKCore", "CMKEnvelope"], swiftSettings: strict),
         .target(name: "CMKDirectoryStorage", dependencies: ["CMKCore"], swiftSettings: strict),
         .target(
             name: "CMKSQLiteStorage",
@@ -81,7 +83,12 @@ let package = Package(
         ),
         .testTarget(
             name: "CMKStorageTests",
-            dependencies: ["CMKCore", "CMKTesting", "CMKDirectoryStorage", "CMKSQLiteStorage"],
+            dependencies: ["CMKCore", "CMKTesting", "CMKDirectoryStorage", "CMKSQLiteStorage", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKAccountsTests",
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKTesting", "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKLocalVault"],
             swiftSettings: strict
         ),
     ]

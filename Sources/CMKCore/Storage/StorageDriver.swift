@@ -112,3 +112,22 @@ public enum StorageKind: String, Hashable, Sendable, Codable, CaseIterable {
         }
     }
 }
+
+extension WriteCondition {
+    /// Throws unless a write under this condition may replace an object whose committed revision
+    /// is `current` (nil: absent). Every driver calls it inside its lock or transaction.
+    public func check(current: ObjectRevision?, object: ObjectName, account: String) throws {
+        switch self {
+        case .always:
+            return
+        case .ifAbsent:
+            if current != nil {
+                throw StorageError(.alreadyExists, "object '\(object)' of account '\(account)' already exists")
+            }
+        case .ifRevision(let expected):
+            guard current == expected else {
+                throw StorageError(.conflict, "object '\(object)' of account '\(account)' is at revision \(current?.value ?? "none"), not \(expected)")
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import CMKCore
+import CMKEnvelope
+import Foundation
+import Synchronization
+
+/// Turns wrapped DEKs into usable keys and back: unwraps through the DEK cache and the vault,
+/// wraps locally with the version's public key where the provider exports it (in the vault
+/// otherwise), and proves once per version that the public key matches the vault's private key.
+public final class DEKResolver: Sendable {
+    public let vault: any KeyVault
+    public let cache: DEKCache
+
+    private struct State: Sendable {
+        var publicKeys: [String: PublicKeyMaterial] = [:]
+        var verified: Set<String> = []
+    }
+    private let state = Mutex(State())
+
+    public init(vault: any KeyVault, cache: DEKCache) {
+        self.vault = vault
+        self.cache = cache
+    }
+
+    /// The plaintext of a DEK of `account`, from the cache or unwrapped in the vault.
+    public func unwrap(_ wrapped: WrappedDEK, account: String, key: KeyReference) async throws -> SecretBytes {
+        if let cached = cache.get(account: account, dek: wrapped.id) { return cached }
+        let dek = try await vault.unwrap(wrapped.wrappedKey, key: key, version: wrapped.keyVersion, algorithm: wrapped.algorithm)
+        guard dek.count == DEKWrapping.dekByteCount else {
+            throw VaultError(.corrupt, "DEK \(wrapped.id) of account '\(account)' unwrapped to \(dek.count) bytes, not 32")
+        }
+        cache.insert(dek, account: account, dek: wrapped.id)
+        return dek
+    }
+
+    /// Wraps `dek` under `version` (which the caller has checked may wrap now).
+    public func wrap(_ dek: SecretBytes, id: DEKID, key: KeyReference, version: String, created: Date) async throws -> WrappedDEK {
+        let capabilities = vault.capabilities
+        let wrappedKey: Data
+        if capabilities.exportsPublicKey {
+            let material = try await publicKey(key: key, version: version)
+            wrappedKey = try DEKWrapping.wrap(dek, with: material)
+            guard wrappedKey.count == material.bitCount / 8 else {
+                throw VaultError(.corrupt, "local wrap under version \(version) produced \(wrappedKey.count) bytes")
+            }
+        } else {
+            wrappedKey = try await vault.wrap(dek, key: key, version: version, algorithm: .rsaOAEP256)
+        }
+        return WrappedDEK(id: id, keyVersion: version, algorithm: .rsaOAEP256, wrappedKey: wrappedKey, created: created)
+    }
+
+    /// Proves, once per version, that what we wrap with `version` the vault can unwrap: wraps a
+    /// random probe and unwraps it in the vault. Costs one vault unwrap per version per process.
+    public func verify(key: KeyReference, version: String) async throws {
+        if state.withLock({ $0.verified.contains("\(key.name)/\(version)") }) { return }
+        let probe = DEKWrapping.generateDEK()
+        let wrapped = try await wrap(probe, id: .random(), key: key, version: version, created: Date())
+        let back = try await vault.unwrap(wrapped.wrappedKey, key: key, version: version, algorithm: wrapped.algorithm)
+        guard back == probe else {
+            throw VaultError(.corrupt, "version \(version) of key '\(key)': the vault did not unwrap what its public key wrapped")
+        }
+        state.withLock { _ = $0.verified.insert("\(key.name)/\(version)") }
+    }
+
+    /// Forgets verified versions and public keys (after a key was deleted and recovered, say).
+    public func reset() {
+        state.withLock { $0 = State() }
+    }
+
+    private func publicKey(key: KeyReference, version: String) async throws -> PublicKeyMaterial {
+        let cacheKey = "\(key.name)/\(version)"
+        if let known = state.withLock({ $0.publicKeys[cacheKey] }) { return known }
+        let material = try await vault.publicKey(of: key, version: version)
+        state.withLock { $0.publicKeys[cacheKey] = material }
+        return material
+    }
+}

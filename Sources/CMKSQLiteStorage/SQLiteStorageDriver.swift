@@ -1,0 +1,174 @@
+import CMKCore
+import Foundation
+import GRDB
+import Glibc
+
+/// Stores one account in one SQLite database (SPEC §4, §10 "sqlite"), through GRDB.
+///
+/// Schema (see `docs/storage.md`):
+/// ```
+/// keyring(id = 1, generation, json)          the single keyring row
+/// objects(name, revision, size)              committed objects
+/// object_chunks(revision, seq, bytes)        object bytes in rows of at most 1 MiB
+/// staging(revision, name, touched)           writers that have not committed yet
+/// ```
+/// The database file is created with mode 0600 (SQLite gives its `-wal` and `-shm` files the
+/// same mode) and refused if group or others can access it. It runs in WAL mode.
+///
+/// Every conditional change (keyring compare-and-swap, conditional object commit, conditional
+/// delete) runs in one `BEGIN IMMEDIATE` transaction that takes SQLite's write lock first and
+/// checks the condition inside, so two processes cannot both win. Writers stream chunks into
+/// `object_chunks` under a fresh revision listed in `staging`; commit flips the `objects` row to
+/// that revision and drops the old revision's chunks in one transaction.
+///
+/// **Why `DatabasePool`.** It is GRDB's WAL-mode handle: reads run concurrently with the
+/// single writer, and `makeSnapshot()` gives each ``ObjectReader`` its own connection with an
+/// open read transaction, so a reader keeps seeing the revision it opened (old chunks stay
+/// visible to it) even after another writer replaces or deletes the object. A `DatabaseQueue`
+/// would serialise readers behind writers and offers no such snapshot.
+public final class SQLiteStorageDriver: StorageDriver {
+    public let account: String
+    /// The database file.
+    public let path: String
+    let pool: DatabasePool
+
+    /// The size of one `object_chunks` row, and the largest chunk a reader returns.
+    static let chunkSize = 1 << 20
+
+    /// Opens (creating if needed) the database at `path` for `account`.
+    ///
+    /// - Parameters:
+    ///   - path: the database file; created with mode 0600, its parent directory as needed.
+    ///   - account: the account name, which stored keyrings must carry.
+    ///   - busyTimeout: how long a write waits for another connection's write lock (default 30 s).
+    ///   - staleStagingAge: staged writes untouched this long are treated as left by a crash and
+    ///     removed at open (default 600 s). Live writers touch their row with every chunk.
+    /// - Throws: `.permissions` if the file is accessible to group or others; `.corrupt` if it is
+    ///   not an SQLite database; `.io` for other failures.
+    public init(path: String, account: String, busyTimeout: TimeInterval = 30, staleStagingAge: TimeInterval = 600) throws {
+        self.account = account
+        self.path = path
+        try Self.preparePrivateFile(path)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "cmk-sqlite-storage"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw Self.storageError(error, "open database '\(path)'")
+        }
+        try Self.database("prepare database '\(path)'") {
+            // GRDB sets `synchronous = NORMAL` for WAL, with which a power loss may undo the
+            // last commits. A keyring compare-and-swap that reported success must never roll
+            // back (SPEC §4), so the writer connection syncs the WAL on every commit.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try pool.write { db in
+                try SQLiteSchema.create(db)
+                try SQLiteSchema.removeStaleStaging(db, olderThan: Date().timeIntervalSince1970 - staleStagingAge)
+            }
+        }
+    }
+
+    /// Creates the file with mode 0600 if missing; refuses an existing file others can access.
+    static func preparePrivateFile(_ path: String) throws {
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
+            do {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            } catch {
+                throw StorageError(.misconfigured, "cannot create the directory '\(parent)' of database '\(path)'", underlying: error)
+            }
+        }
+        // Never open and close an existing database file here: closing any descriptor of a file
+        // drops every POSIX lock this process holds on it, including the locks of SQLite
+        // connections that another driver instance has open on it. A file we create with
+        // O_EXCL is brand new, so no connection can hold a lock on it yet.
+        var info = stat()
+        if fstatat(AT_FDCWD, path, &info, 0) != 0 {
+            guard errno == ENOENT else { throw StorageError(.io, "cannot stat database file '\(path)': \(String(cString: strerror(errno)))") }
+            let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                fchmod(fd, 0o600)
+                close(fd)
+            } else if errno != EEXIST {
+                let code = errno
+                throw StorageError(code == EACCES || code == EPERM ? .permissions : .io, "cannot create database file '\(path)': \(String(cString: strerror(code)))")
+            }
+            guard fstatat(AT_FDCWD, path, &info, 0) == 0 else { throw StorageError(.io, "cannot stat database file '\(path)'") }
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw StorageError(.misconfigured, "'\(path)' is not a regular file; an sqlite account location must be a database file")
+        }
+        if info.st_mode & 0o077 != 0 {
+            let mode = String(info.st_mode & 0o777, radix: 8)
+            throw StorageError(.permissions, "database file '\(path)' has mode 0\(mode), which gives group or others access; fix it with: chmod 600 '\(path)'")
+        }
+        if info.st_uid != geteuid() {
+            throw StorageError(.permissions, "database file '\(path)' is owned by uid \(info.st_uid), not by this process (uid \(geteuid())); fix it with: chown \(geteuid()) '\(path)'")
+        }
+    }
+
+    /// Runs `body`, turning database errors into ``StorageError``s.
+    static func database<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch { throw storageError(error, what) }
+    }
+
+    static func database<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch { throw storageError(error, what) }
+    }
+
+    static func storageError(_ error: any Error, _ what: String) -> StorageError {
+        if let error = error as? StorageError { return error }
+        guard let error = error as? DatabaseError else { return StorageError(.io, "\(what) failed", underlying: error) }
+        switch error.resultCode {
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return StorageError(.corrupt, "\(what) failed: the database is damaged or not an SQLite database", underlying: error)
+        case .SQLITE_PERM, .SQLITE_READONLY, .SQLITE_AUTH:
+            return StorageError(.permissions, "\(what) failed: access denied", underlying: error)
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return StorageError(.io, "\(what) failed: another connection held the database lock for too long", underlying: error)
+        default:
+            return StorageError(.io, "\(what) failed (SQLite extended code \(error.extendedResultCode.rawValue))", underlying: error)
+        }
+    }
+
+    // MARK: Keyring
+
+    public func readKeyring() async throws -> Keyring? {
+        let row = try await Self.database("read keyring from '\(path)'") {
+            try await pool.read { db in try SQLiteSchema.keyringRow(db) }
+        }
+        guard let row else { return nil }
+        return try decode(row)
+    }
+
+    func decode(_ row: SQLiteSchema.KeyringRow) throws -> Keyring {
+        let keyring = try KeyringJSON.decode(row.json, account: account, source: "keyring row of database '\(path)'")
+        guard keyring.generation == row.generation else {
+            throw StorageError(.corrupt, "keyring row of database '\(path)' says generation \(row.generation) but its JSON says \(keyring.generation)")
+        }
+        return keyring
+    }
+
+    public func replaceKeyring(_ keyring: Keyring, expectedGeneration: UInt64?) async throws {
+        let json = try KeyringJSON.encodeChecked(keyring, account: account, expectedGeneration: expectedGeneration)
+        guard let generation = Int64(exactly: keyring.generation) else {
+            throw StorageError(.corrupt, "keyring generation \(keyring.generation) of account '\(account)' does not fit SQLite's integers")
+        }
+        let account = account
+        try await Self.database("replace keyring in '\(path)'") {
+            try await pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    let current = try SQLiteSchema.keyringRow(db).map(self.decode)?.generation
+                    guard current == expectedGeneration else {
+                        throw StorageError(.conflict, "keyring of account '\(account)' is at generation \(current.map(String.init) ?? "none"), not \(expectedGeneration.map(String.init) ?? "none")")
+                    }
+                    try db.execute(
+                        sql: "INSERT INTO keyring(id, generation, json) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET generation = excluded.generation, json = excluded.json",
+                        arguments: [generation, json])
+                    return .commit
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import CMKCore
+import CMKSQLiteStorage
+import Foundation
+import Glibc
+import GRDB
+import Testing
+
+@Suite("SQLite storage driver")
+struct SQLiteStorageDriverTests {
+    @Test("runs in WAL mode, synchronous FULL, with a 0600 database file")
+    func walAndMode() async throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/acct.sqlite"
+        var driver: SQLiteStorageDriver? = try SQLiteStorageDriver(path: path, account: "acct")
+        try await driver!.replaceKeyring(sampleKeyring("acct", generation: 1), expectedGeneration: nil)
+        try await put(driver!, "a/b", Data(repeating: 7, count: 3 << 20))
+        #expect(try await driver!.statistics().journalMode == "wal")
+        #expect(try await driver!.statistics().synchronous == 2, "commits are synced (FULL)")
+        #expect(try await driver!.statistics().chunks == 3, "3 MiB are stored as three 1 MiB rows")
+        #expect(mode(path) == 0o600)
+        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            #expect(mode(path + suffix) == 0o600, "\(suffix) file mode")
+        }
+        // WAL is persistent: the header's read/write format versions (bytes 18, 19) are 2. Read
+        // it only after closing the driver: closing our own descriptor would drop SQLite's locks.
+        driver = nil
+        let contents = FileManager.default.contents(atPath: path) ?? Data()
+        #expect(Array(contents.prefix(20).suffix(2)) == [2, 2])
+    }
+
+    @Test("refuses a database file others can access, naming path, mode and fix")
+    func unsafeFile() throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/acct.sqlite"
+        _ = try SQLiteStorageDriver(path: path, account: "acct")
+        chmod(path, 0o644)
+        let error = #expect(throws: StorageError.self) { try SQLiteStorageDriver(path: path, account: "acct") }
+        #expect(error?.code == .permissions)
+        #expect(error?.reason.contains(path) == true)
+        #expect(error?.reason.contains("0644") == true)
+        #expect(error?.reason.contains("chmod 600") == true)
+    }
+
+    @Test("a file that is not a database is reported corrupt")
+    func notADatabase() throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/acct.sqlite"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x42, count: 4096), attributes: [.posixPermissions: 0o600])
+        let error = #expect(throws: StorageError.self) { try SQLiteStorageDriver(path: path, account: "acct") }
+        #expect(error?.code == .corrupt)
+    }
+
+    @Test("opening removes staged writes left by a crash but not a live writer's")
+    func staleStaging() async throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/acct.sqlite"
+        var crashed: SQLiteStorageDriver? = try SQLiteStorageDriver(path: path, account: "acct")
+        try await put(crashed!, "kept", Data("committed".utf8))
+        let orphan = try await crashed!.makeObjectWriter(try ObjectName("orphan"))
+        try await orphan.write(Data(repeating: 1, count: (2 << 20) + 5))
+        #expect(try await crashed!.statistics().stagedWrites == 1)
+        #expect(try await crashed!.statistics().chunks == 3)
+        crashed = nil // the writer is never committed or aborted: as after a crash
+
+        let live = try SQLiteStorageDriver(path: path, account: "acct")
+        let writer = try await live.makeObjectWriter(try ObjectName("live"))
+        try await writer.write(Data("in flight".utf8))
+        // A default open keeps recent staged writes (they may belong to a live process).
+        _ = try SQLiteStorageDriver(path: path, account: "acct")
+        #expect(try await live.statistics().stagedWrites == 2)
+
+        try await Task.sleep(for: .milliseconds(50))
+        let reopened = try SQLiteStorageDriver(path: path, account: "acct", staleStagingAge: 0.01)
+        let statistics = try await reopened.statistics()
+        #expect(statistics.stagedWrites == 0)
+        #expect(statistics.chunks == 1, "only the committed object's chunk remains")
+        #expect(try await get(reopened, "kept") == Data("committed".utf8))
+        // The writer whose staging was removed fails cleanly instead of committing half an object.
+        #expect(await storageError { _ = try await writer.commit(.always) }?.code == .io)
+        #expect(try await reopened.listObjects() == [try ObjectName("kept")])
+    }
+
+    @Test("corrupt keyring JSON is refused and never overwritten")
+    func corruptKeyring() async throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/acct.sqlite"
+        let driver = try SQLiteStorageDriver(path: path, account: "acct")
+        try await driver.replaceKeyring(sampleKeyring("acct", generation: 1), expectedGeneration: nil)
+        let garbage = Data("{\"generation\": 1, broken".utf8)
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in try db.execute(sql: "UPDATE keyring SET json = ?", arguments: [garbage]) }
+        let read = await storageError { _ = try await driver.readKeyring() }
+        #expect(read?.code == .corrupt)
+        #expect(read?.reason.contains(path) == true)
+        #expect(await storageError { try await driver.replaceKeyring(sampleKeyring("acct", generation: 2), expectedGeneration: 1) }?.code == .corrupt)
+        let stored = try await queue.read { db in try Data.fetchOne(db, sql: "SELECT json FROM keyring") }
+        #expect(stored == garbage)
+    }
+
+    @Test("a compare-and-swap waits for another process's write lock and gives up after the busy timeout")
+    func crossProcessLock() async throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/acct.sqlite"
+        let patient = try SQLiteStorageDriver(path: path, account: "acct", busyTimeout: 20)
+        let impatient = try SQLiteStorageDriver(path: path, account: "acct", busyTimeout: 0.3)
+        let first = sampleKeyring("acct", generation: 1)
+        try await patient.replaceKeyring(first, expectedGeneration: nil)
+
+        let holder = try HelperProcess(python: """
+            import sqlite3, sys, time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute('BEGIN IMMEDIATE')
+            print('locked', flush=True)
+            sys.stdin.read()
+            c.execute('COMMIT')
+            """, [path])
+        defer { holder.stop() }
+        let refused = await storageError { try await impatient.replaceKeyring(sampleKeyring("acct", generation: 2), expectedGeneration: 1) }
+        #expect(refused?.code == .io)
+        #expect(try await patient.readKeyring() == first)
+
+        let second = sampleKeyring("acct", generation: 2)
+        let waiting = Task {
+            try await patient.replaceKeyring(second, expectedGeneration: 1)
+            return ContinuousClock.now
+        }
+        try await Task.sleep(for: .milliseconds(600))
+        let releasedAt = ContinuousClock.now
+        holder.release()
+        let finishedAt = try await waiting.value
+        #expect(finishedAt >= releasedAt, "the CAS must wait until the other process releases its lock")
+        #expect(try await impatient.readKeyring() == second)
+    }
+}
