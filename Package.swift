@@ -23,12 +23,15 @@ let package = Package(
         .library(name: "CMKLocalVault", targets: ["CMKLocalVault"]),
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
         .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
+        .library(name: "CMKConfiguration", targets: ["CMKConfiguration"]),
+        .library(name: "CMKAudit", targets: ["CMKAudit"]),
         .library(name: "CMKDirectoryStorage", targets: ["CMKDirectoryStorage"]),
         .library(name: "CMKSQLiteStorage", targets: ["CMKSQLiteStorage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .target(
@@ -64,6 +67,17 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CMKAccounts", dependencies: ["CMKCore", "CMKEnvelope"], swiftSettings: strict),
+        .target(
+            name: "CMKConfiguration",
+            dependencies: ["CMKCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(name: "CMKAudit", dependencies: ["CMKCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .executableTarget(
+            name: "cmk-crashtest",
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage"],
+            swiftSettings: strict
+        ),
         .target(name: "CMKDirectoryStorage", dependencies: ["CMKCore"], swiftSettings: strict),
         .target(
             name: "CMKSQLiteStorage",
@@ -89,6 +103,13 @@ let package = Package(
         .testTarget(
             name: "CMKAccountsTests",
             dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKTesting", "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKLocalVault"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CMKConfigurationTests", dependencies: ["CMKConfiguration", "CMKCore"], swiftSettings: strict),
+        .testTarget(name: "CMKAuditTests", dependencies: ["CMKAudit", "CMKCore"], swiftSettings: strict),
+        .testTarget(
+            name: "CMKCrashTests",
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage"],
             swiftSettings: strict
         ),
     ]
