@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "CMKLocalVault", targets: ["CMKLocalVault"]),
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
         .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
+        .library(name: "CMKSyncer", targets: ["CMKSyncer"]),
         .library(name: "CMKConfiguration", targets: ["CMKConfiguration"]),
         .library(name: "CMKAudit", targets: ["CMKAudit"]),
         .library(name: "CMKDirectoryStorage", targets: ["CMKDirectoryStorage"]),
@@ -67,6 +68,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CMKAccounts", dependencies: ["CMKCore", "CMKEnvelope"], swiftSettings: strict),
+        .target(name: "CMKSyncer", dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts"], swiftSettings: strict),
         .target(
             name: "CMKConfiguration",
             dependencies: ["CMKCore", .product(name: "Yams", package: "Yams")],
@@ -103,6 +105,11 @@ let package = Package(
         .testTarget(
             name: "CMKAccountsTests",
             dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKTesting", "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKLocalVault"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKSyncerTests",
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKTesting", "CMKLocalVault"],
             swiftSettings: strict
         ),
         .testTarget(name: "CMKConfigurationTests", dependencies: ["CMKConfiguration", "CMKCore"], swiftSettings: strict),

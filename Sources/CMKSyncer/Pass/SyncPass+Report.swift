@@ -1,0 +1,121 @@
+import CMKCore
+import Foundation
+
+extension SyncPass {
+    func assemble(syncID: String, started: Date, finished: Date, condition: KeyCondition, versions: [KeyVersion],
+                  outcomes: [AccountResult], keyrings: [String: Keyring], previous: SyncReport?,
+                  vaultCalls: Int, retries: Int) -> (report: SyncReport, events: [SyncEvent]) {
+        let key = settings.key.name
+        var events: [SyncEvent] = []
+        var state = OverallState.ok
+        var cause: String?
+        var currentVersion: String?
+        var targetVersion: String?
+        var pulledSince: Date?
+        var outageSeconds: Double?
+        let knownVersions = condition.isReachable ? versions : []
+
+        switch condition {
+        case .usable(let target):
+            currentVersion = target.id
+            targetVersion = target.id
+        case .currentUnusable(let current, let refusal, let fallback):
+            currentVersion = current.id
+            targetVersion = fallback?.id
+            state = .degraded
+            cause = "current version \(current.id) of key '\(key)' cannot wrap (\(refusal)); keeping the last usable binding"
+            if previous?.cause != cause {
+                events.append(SyncEvent(.currentVersionUnusable, "The current key version cannot wrap; keeping the last usable binding.",
+                                        version: current.id, fields: ["refusal": refusal.description]))
+            }
+        case .pulled(let deleted):
+            state = .keyPulled
+            pulledSince = previous?.pulledSince ?? deleted.deletedDate
+            let purge = deleted.scheduledPurgeDate.map { "; the vault purges it on \($0.ISO8601Format())" } ?? ""
+            cause = "key '\(key)' was deleted on \(deleted.deletedDate.ISO8601Format())\(purge); recover it to restore service"
+            if previous?.state != .keyPulled {
+                events.append(SyncEvent(.keyPulled, "The root key was pulled; accounts are suspended.", fields: [
+                    "deleted_date": deleted.deletedDate.ISO8601Format(),
+                    "scheduled_purge_date": deleted.scheduledPurgeDate?.ISO8601Format() ?? "",
+                ]))
+            }
+        case .missing:
+            state = .critical
+            cause = "key '\(key)' is missing from the vault (purged, or the configuration names the wrong key); no local data was deleted"
+            if previous?.cause != cause { events.append(SyncEvent(.keyMissing, "The root key is missing from the vault.")) }
+        case .unreachable(let error):
+            state = .degraded
+            cause = "vault unreachable (\(error.codeName): \(error.reason)); serving from cache, nothing suspended"
+            events.append(SyncEvent(.vaultUnreachable, "The vault could not be reached; serving from cache.", fields: [
+                "error": error.codeName, "detail": error.reason, "retries": "\(retries)",
+            ]))
+        case .accessDenied(let error):
+            state = .degraded
+            cause = "vault refused our credentials (\(error.codeName): \(error.reason)); check the identity's access, nothing suspended"
+            events.append(SyncEvent(.credentialsRejected, "The vault rejected the syncer's credentials.", fields: [
+                "error": error.codeName, "detail": error.reason,
+            ]))
+        }
+
+        // Transitions seen against the previous pass.
+        if case .usable = condition, let previous, let before = previous.currentVersion, let now = currentVersion, before != now {
+            events.insert(SyncEvent(.keyRotated, "The root key was rotated; rebinding accounts.", version: now, previousVersion: before), at: 0)
+        }
+        if condition.hasKey {
+            let wasPulled = previous?.state == .keyPulled || previous?.pulledSince != nil
+            let resumed = outcomes.filter { $0.events.contains { $0.kind == .accountResumed } }
+            if wasPulled || !resumed.isEmpty {
+                let since = previous?.pulledSince ?? resumed.compactMap(\.suspendedBefore).min()
+                outageSeconds = since.map { finished.timeIntervalSince($0) }
+                events.append(SyncEvent(.keyRestored, "The root key is back; suspensions lifted.", version: currentVersion, fields: [
+                    "outage_seconds": outageSeconds.map { String(Int($0)) } ?? "unknown",
+                ]))
+            }
+        }
+
+        // Account-level escalation.
+        let blockers = outcomes.compactMap(\.blocker)
+        if blockers.contains(where: { if case .versionsDisabledInUse = $0 { return true }; return false }) {
+            state = .critical
+            let accounts = outcomes.filter { if case .versionsDisabledInUse = $0.blocker { return true }; return false }.map(\.report.name)
+            cause = "a disabled key version still wraps DEKs of \(accounts.joined(separator: ", ")): re-enable it in the vault"
+        } else if state == .ok, let failed = outcomes.first(where: { $0.report.outcome.code == .failed }) {
+            state = .degraded
+            let count = outcomes.filter { $0.report.outcome.code == .failed }.count
+            cause = "\(count) account(s) failed, first \(failed.report.name): \(failed.report.outcome.detail ?? failed.report.outcome.reason ?? "")"
+        }
+        events += outcomes.flatMap(\.events)
+
+        let usage = VersionUsage.compute(versions: knownVersions, currentID: currentVersion, keyrings: keyrings,
+                                         previous: previous?.versions ?? [], backupRetention: settings.backupRetention, now: finished)
+        let safeBefore = Set((previous?.versions ?? []).filter(\.safeToDisable).map(\.version))
+        for version in usage where version.safeToDisable && !safeBefore.contains(version.version) {
+            events.append(SyncEvent(.versionSafeToDisable, "A key version is no longer referenced and is safe to disable.",
+                                    version: version.version, fields: ["unreferenced_since": version.unreferencedSince?.ISO8601Format() ?? ""]))
+        }
+
+        let report = SyncReport(syncID: syncID, started: started, finished: finished, state: state, cause: cause, key: key,
+                                currentVersion: currentVersion, targetVersion: targetVersion, accounts: outcomes.map(\.report),
+                                versions: condition.isReachable ? usage : (previous?.versions ?? usage), vaultCalls: vaultCalls,
+                                retries: retries, pulledSince: pulledSince, outageSeconds: outageSeconds, pid: getpid())
+        return (report, events)
+    }
+}
+
+extension KeyCondition {
+    /// The vault answered (whatever it said).
+    var isReachable: Bool {
+        switch self {
+        case .unreachable, .accessDenied: return false
+        default: return true
+        }
+    }
+
+    /// The key exists (usable or not).
+    var hasKey: Bool {
+        switch self {
+        case .usable, .currentUnusable: return true
+        default: return false
+        }
+    }
+}

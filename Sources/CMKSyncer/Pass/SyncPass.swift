@@ -1,0 +1,225 @@
+import CMKAccounts
+import CMKCore
+import CMKEnvelope
+import Foundation
+
+/// One sync pass (SPEC §5): one vault snapshot, a plan per account, plans executed with bounded
+/// concurrency, a report with every outcome. One account's failure never stops another.
+public struct SyncPass: Sendable {
+    /// What a pass needs to know beyond the accounts.
+    public struct Settings: Hashable, Sendable {
+        public var key: KeyReference
+        public var policy: ReconcilePolicy
+        public var concurrency: Int
+        public var retry: RetryPolicy
+        /// How long an unreferenced version stays "not yet safe to disable" (backups). Default 14 days.
+        public var backupRetention: Duration
+
+        public init(key: KeyReference, policy: ReconcilePolicy = .init(), concurrency: Int = 4,
+                    retry: RetryPolicy = .init(), backupRetention: Duration = .seconds(14 * 86_400)) {
+            self.key = key
+            self.policy = policy
+            self.concurrency = concurrency
+            self.retry = retry
+            self.backupRetention = backupRetention
+        }
+    }
+
+    public let settings: Settings
+    public let accounts: [Account]
+    public let vault: CountingKeyVault
+    public let executor: RebindExecutor
+    public let clock: any WallClock
+    /// Sleeps between snapshot retries; tests record the delays instead of waiting.
+    public let sleep: @Sendable (Duration) async throws -> Void
+    /// A random number in [0, 1) for jitter.
+    public let random: @Sendable () -> Double
+
+    public init(settings: Settings, accounts: [Account], vault: CountingKeyVault, executor: RebindExecutor, clock: any WallClock,
+                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        self.settings = settings
+        self.accounts = accounts
+        self.vault = vault
+        self.executor = executor
+        self.clock = clock
+        self.sleep = sleep
+        self.random = random
+    }
+
+    /// Runs the pass. Never throws: every failure becomes an outcome.
+    /// - Parameter previous: the last pass's report (from memory or the state file), for
+    ///   transitions (rotation noticed, restore and outage length) and version-usage history.
+    public func run(syncID: String = SyncPass.newID(), previous: SyncReport?) async -> (report: SyncReport, events: [SyncEvent]) {
+        let started = clock.now()
+        let callsBefore = vault.calls
+        let (condition, versions, retries) = await observe()
+        var outcomes = await executeAll(condition: condition, versions: versions)
+        outcomes.sort { $0.report.name < $1.report.name }
+        let finished = clock.now()
+        let keyrings = Dictionary(outcomes.compactMap { o in o.keyring.map { (o.report.name, $0) } }, uniquingKeysWith: { a, _ in a })
+        return assemble(syncID: syncID, started: started, finished: finished, condition: condition, versions: versions,
+                        outcomes: outcomes, keyrings: keyrings, previous: previous, vaultCalls: vault.calls - callsBefore, retries: retries)
+    }
+
+    /// A fresh pass identifier (32 hex digits).
+    public static func newID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
+
+    // MARK: Observe
+
+    private func observe() async -> (KeyCondition, [KeyVersion], Int) {
+        var retries = 0
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let snapshot = try await vault.snapshot(of: settings.key)
+                let versions: [KeyVersion]
+                switch snapshot {
+                case .present(let state): versions = state.versions
+                case .deleted(let deleted): versions = deleted.versions
+                case .missing: versions = []
+                }
+                return (KeyCondition.from(snapshot, now: clock.now()), versions, retries)
+            } catch {
+                let vaultError = VaultError.from(error, "snapshot of key '\(settings.key)' failed")
+                guard vaultError.category == .transient, attempt < settings.retry.attempts, !Task.isCancelled else {
+                    return (KeyCondition.from(vaultError), [], retries)
+                }
+                let delay = settings.retry.delay(retry: attempt, retryAfter: vaultError.retryAfter, unit: random())
+                do { try await sleep(delay) } catch { return (KeyCondition.from(vaultError), [], retries) }
+                retries += 1
+            }
+        }
+    }
+
+    // MARK: Execute
+
+    struct AccountResult: Sendable {
+        var report: AccountReport
+        var events: [SyncEvent]
+        var keyring: Keyring?
+        var blocker: AccountPlan.Blocker?
+        /// When the account was suspended before this pass, if it was.
+        var suspendedBefore: Date?
+    }
+
+    private func executeAll(condition: KeyCondition, versions: [KeyVersion]) async -> [AccountResult] {
+        await withTaskGroup(of: AccountResult?.self) { group in
+            var results: [AccountResult] = []
+            var pending = accounts[...]
+            for _ in 0..<max(1, settings.concurrency) {
+                guard let account = pending.popFirst() else { break }
+                group.addTask { await execute(account, condition: condition, versions: versions) }
+            }
+            while let result = await group.next() {
+                if let result { results.append(result) }
+                // On shutdown, finish the accounts in flight but start no new ones.
+                if !Task.isCancelled, let account = pending.popFirst() {
+                    group.addTask { await execute(account, condition: condition, versions: versions) }
+                }
+            }
+            return results
+        }
+    }
+
+    private func execute(_ account: Account, condition: KeyCondition, versions: [KeyVersion]) async -> AccountResult {
+        let started = ContinuousClock.now
+        var events: [SyncEvent] = []
+        var blocker: AccountPlan.Blocker?
+        var before: Keyring?
+        var outcome: Outcome
+        do {
+            before = try await account.driver.readKeyring()
+            let plan = Reconciler.plan(condition, versions: versions, keyring: before, policy: settings.policy, now: clock.now())
+            (outcome, blocker) = try await perform(plan, on: account, keyring: before, events: &events)
+        } catch {
+            let categorized = error as? any CategorizedError
+            outcome = Outcome(.failed, reason: categorized?.codeName ?? "internal", detail: String(describing: error))
+            events.append(SyncEvent(.accountFailed, "Account could not be synced.", account: account.name,
+                                    fields: ["reason": outcome.reason ?? "", "detail": outcome.detail ?? ""]))
+        }
+        let after = (try? await account.driver.readKeyring()) ?? before
+        let elapsed = ContinuousClock.now - started
+        let report = AccountReport(
+            name: account.name, kind: account.kind, outcome: outcome, binding: after?.binding,
+            versions: after?.referencedVersions ?? [], deks: after?.deks.count ?? 0, generation: after?.generation,
+            suspended: after?.suspension != nil, suspendedSince: after?.suspension?.since,
+            previousBinding: before?.binding != after?.binding ? before?.binding : nil,
+            milliseconds: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))
+        return AccountResult(report: report, events: events, keyring: after, blocker: blocker, suspendedBefore: before?.suspension?.since)
+    }
+
+    private func perform(_ plan: AccountPlan, on account: Account, keyring: Keyring?, events: inout [SyncEvent]) async throws
+        -> (Outcome, AccountPlan.Blocker?) {
+        switch plan {
+        case .inSync:
+            return (Outcome(.inSync), nil)
+        case .create(let target):
+            _ = try await executor.rebind(account, to: target)
+            events.append(SyncEvent(.accountCreated, "Account keyring created.", account: account.name, version: target.id))
+            return (Outcome(.rebound), nil)
+        case .rebind(let target, _):
+            let result = try await executor.rebind(account, to: target)
+            if result.changed {
+                events.append(SyncEvent(.accountRebound, "Account rebound to the current key version.", account: account.name,
+                                        version: target.id, previousVersion: keyring?.binding,
+                                        fields: ["rewrapped_deks": "\(result.rewrapped)", "minted_dek": result.mintedDEK?.description ?? ""]))
+                return (Outcome(.rebound), nil)
+            }
+            return (Outcome(.inSync), nil)
+        case .suspend(let reason):
+            if try await executor.suspend(account, reason: reason) {
+                events.append(SyncEvent(.accountSuspended, "Account suspended: reads and writes are refused.", account: account.name,
+                                        version: keyring?.binding, fields: ["reason": reason.rawValue]))
+            }
+            return (Outcome(.suspended, reason: reason.rawValue), nil)
+        case .suspendLater(let at):
+            return (Outcome(.failed, reason: "key-pulled", detail: "the key was pulled; the account suspends at \(at.ISO8601Format()) once cached DEKs expire"), nil)
+        case .staySuspended(let suspension):
+            return (Outcome(.suspended, reason: suspension.reason.rawValue), nil)
+        case .resume(let target):
+            // Verify that the vault unwraps again before readers are let back in.
+            if let keyring, let active = keyring.active {
+                executor.resolver.cache.purge(account: account.name)
+                _ = try await executor.resolver.unwrap(active, account: account.name, key: account.key)
+            }
+            try await executor.unsuspend(account)
+            events.append(SyncEvent(.accountResumed, "Account suspension lifted: the key unwraps again.", account: account.name,
+                                    version: keyring?.binding))
+            if let target {
+                let result = try await executor.rebind(account, to: target)
+                if result.changed {
+                    events.append(SyncEvent(.accountRebound, "Account rebound to the current key version.", account: account.name,
+                                            version: target.id, previousVersion: keyring?.binding))
+                }
+            }
+            return (Outcome(.rebound), nil)
+        case .keep(let binding, let refusal):
+            return (Outcome(.inSync, detail: "current version cannot wrap (\(refusal)); keeping binding \(binding)"), nil)
+        case .blocked(let blocker):
+            return (Self.outcome(for: blocker, account: account, events: &events), blocker)
+        case .unreachable(let error):
+            return (Outcome(.failed, reason: error.codeName, detail: error.reason), nil)
+        }
+    }
+
+    private static func outcome(for blocker: AccountPlan.Blocker, account: Account, events: inout [SyncEvent]) -> Outcome {
+        switch blocker {
+        case .versionsDisabledInUse(let versions):
+            events.append(SyncEvent(.versionDisabledInUse, "A disabled key version still wraps DEKs of this account.",
+                                    account: account.name, version: versions.joined(separator: ","),
+                                    fields: ["action": "re-enable version \(versions.joined(separator: ", ")) in the vault"]))
+            return Outcome(.failed, reason: "version-disabled-in-use",
+                           detail: "version \(versions.joined(separator: ", ")) is disabled but still wraps DEKs of this account: re-enable it in the vault")
+        case .keyMissing:
+            return Outcome(.failed, reason: "key-missing", detail: "the key is purged or missing; local data is kept")
+        case .pulledBeforeCreation:
+            return Outcome(.failed, reason: "key-pulled", detail: "the key was pulled before this account had a keyring")
+        case .noUsableVersion(let refusal):
+            return Outcome(.failed, reason: "no-usable-version", detail: "no key version may wrap (current: \(refusal)); the account has no keyring yet")
+        case .operatorSuspension:
+            return Outcome(.suspended, reason: Suspension.Reason.operatorRequest.rawValue)
+        }
+    }
+}
