@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
         .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
         .library(name: "CMKSyncer", targets: ["CMKSyncer"]),
+        .library(name: "CMKDaemon", targets: ["CMKDaemon"]),
+        .executable(name: "cmk-syncer", targets: ["cmk-syncer"]),
         .library(name: "CMKConfiguration", targets: ["CMKConfiguration"]),
         .library(name: "CMKAudit", targets: ["CMKAudit"]),
         .library(name: "CMKDirectoryStorage", targets: ["CMKDirectoryStorage"]),
@@ -33,6 +35,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         .target(
@@ -69,6 +74,27 @@ let package = Package(
         ),
         .target(name: "CMKAccounts", dependencies: ["CMKCore", "CMKEnvelope"], swiftSettings: strict),
         .target(name: "CMKSyncer", dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts"], swiftSettings: strict),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(
+            name: "CMKSystemd",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CMKDaemon",
+            dependencies: [
+                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault",
+                "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKSystemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "cmk-syncer",
+            dependencies: ["CMKDaemon", "CMKConfiguration", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
         .target(
             name: "CMKConfiguration",
             dependencies: ["CMKCore", .product(name: "Yams", package: "Yams")],
@@ -110,6 +136,11 @@ let package = Package(
         .testTarget(
             name: "CMKSyncerTests",
             dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKTesting", "CMKLocalVault"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKDaemonTests",
+            dependencies: ["CMKCore", "CMKSyncer", "CMKDaemon", "CMKConfiguration", "CMKAudit", "CMKSystemd", "CMKTesting"],
             swiftSettings: strict
         ),
         .testTarget(name: "CMKConfigurationTests", dependencies: ["CMKConfiguration", "CMKCore"], swiftSettings: strict),

@@ -80,6 +80,7 @@ final class DirectoryObjectWriter: ObjectWriter {
         }
         do {
             try POSIXFile.fsync(fd, temp)
+            CrashPoints.hit("directory.object.temp-synced")
             try await driver.publish(temp: temp, name: name, condition: condition)
             return revision
         } catch {

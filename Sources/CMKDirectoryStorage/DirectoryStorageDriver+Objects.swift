@@ -54,6 +54,7 @@ extension DirectoryStorageDriver {
             let current = try currentRevision(path)
             try condition.check(current: current, object: name, account: account)
             try POSIXFile.rename(temp, path)
+            CrashPoints.hit("directory.object.renamed")
             try POSIXFile.fsyncDirectory(objectsDirectory)
         }
     }

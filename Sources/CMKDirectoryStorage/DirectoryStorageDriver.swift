@@ -155,12 +155,14 @@ public final class DirectoryStorageDriver: StorageDriver {
             guard fchmod(fd, 0o600) == 0 else { throw POSIXFile.error("fchmod", temp) }
             try POSIXFile.writeAll(fd, data, temp)
             try POSIXFile.fsync(fd, temp)
+            CrashPoints.hit("directory.keyring.temp-synced")
         } catch {
             _ = try? POSIXFile.unlink(temp)
             throw error
         }
         do {
             try POSIXFile.rename(temp, keyringPath)
+            CrashPoints.hit("directory.keyring.renamed")
         } catch {
             _ = try? POSIXFile.unlink(temp)
             throw error

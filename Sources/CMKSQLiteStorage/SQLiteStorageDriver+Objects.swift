@@ -73,9 +73,11 @@ extension SQLiteStorageDriver {
                         sql: "INSERT INTO objects(name, revision, size) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET revision = excluded.revision, size = excluded.size",
                         arguments: [name.value, revision.value, size])
                     try db.execute(sql: "DELETE FROM staging WHERE revision = ?", arguments: [revision.value])
+                    CrashPoints.hit("sqlite.object.before-commit")
                     return .commit
                 }
             }
+            CrashPoints.hit("sqlite.object.after-commit")
         }
     }
 

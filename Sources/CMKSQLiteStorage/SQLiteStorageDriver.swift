@@ -166,9 +166,11 @@ public final class SQLiteStorageDriver: StorageDriver {
                     try db.execute(
                         sql: "INSERT INTO keyring(id, generation, json) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET generation = excluded.generation, json = excluded.json",
                         arguments: [generation, json])
+                    CrashPoints.hit("sqlite.keyring.before-commit")
                     return .commit
                 }
             }
+            CrashPoints.hit("sqlite.keyring.after-commit")
         }
     }
 }

@@ -9,7 +9,9 @@ import Glibc
 /// Inert unless the environment says otherwise (checked once at start-up):
 /// - `CMK_CRASH_AT=<name>` or `<name>#<n>`: SIGKILL the process at the n-th hit (default first) of that point;
 /// - `CMK_CRASH_TRACE=<file>`: append every point's name to the file as it is hit, so the
-///   harness can enumerate the points a run passes through.
+///   harness can enumerate the points a run passes through;
+/// - `CMK_HANG_AT=<name>`: block the calling thread forever at that point (a stuck loop, for
+///   watchdog tests).
 ///
 /// Production cost when inert: one load of a constant.
 public enum CrashPoints {
@@ -34,8 +36,10 @@ public enum CrashPoints {
 
     private static let enabled: Bool = {
         let env = ProcessInfo.processInfo.environment
-        return env["CMK_CRASH_AT"] != nil || env["CMK_CRASH_TRACE"] != nil
+        return env["CMK_CRASH_AT"] != nil || env["CMK_CRASH_TRACE"] != nil || env["CMK_HANG_AT"] != nil
     }()
+
+    private static let hangName = ProcessInfo.processInfo.environment["CMK_HANG_AT"]
 
     /// Marks a crash point. Kills the process with SIGKILL when the harness armed this point.
     @inline(__always)
@@ -45,6 +49,9 @@ public enum CrashPoints {
     }
 
     private static func slowPath(_ name: String) {
+        if name == hangName {
+            while true { sleep(3600) }
+        }
         let kill = plan.withLock { plan -> Bool in
             guard var current = plan else { return false }
             if current.traceFD >= 0 {

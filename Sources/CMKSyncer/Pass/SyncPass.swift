@@ -34,10 +34,16 @@ public struct SyncPass: Sendable {
     public let sleep: @Sendable (Duration) async throws -> Void
     /// A random number in [0, 1) for jitter.
     public let random: @Sendable () -> Double
+    /// True once the daemon is stopping: accounts in flight finish, no new ones start.
+    public let stopRequested: @Sendable () -> Bool
+    /// Called whenever the pass makes progress (an account done, a retry slept): the watchdog's heartbeat.
+    public let progress: @Sendable () -> Void
 
     public init(settings: Settings, accounts: [Account], vault: CountingKeyVault, executor: RebindExecutor, clock: any WallClock,
                 sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+                stopRequested: @escaping @Sendable () -> Bool = { false },
+                progress: @escaping @Sendable () -> Void = {}) {
         self.settings = settings
         self.accounts = accounts
         self.vault = vault
@@ -45,6 +51,8 @@ public struct SyncPass: Sendable {
         self.clock = clock
         self.sleep = sleep
         self.random = random
+        self.stopRequested = stopRequested
+        self.progress = progress
     }
 
     /// Runs the pass. Never throws: every failure becomes an outcome.
@@ -83,11 +91,12 @@ public struct SyncPass: Sendable {
                 return (KeyCondition.from(snapshot, now: clock.now()), versions, retries)
             } catch {
                 let vaultError = VaultError.from(error, "snapshot of key '\(settings.key)' failed")
-                guard vaultError.category == .transient, attempt < settings.retry.attempts, !Task.isCancelled else {
+                guard vaultError.category == .transient, attempt < settings.retry.attempts, !Task.isCancelled, !stopRequested() else {
                     return (KeyCondition.from(vaultError), [], retries)
                 }
                 let delay = settings.retry.delay(retry: attempt, retryAfter: vaultError.retryAfter, unit: random())
                 do { try await sleep(delay) } catch { return (KeyCondition.from(vaultError), [], retries) }
+                progress()
                 retries += 1
             }
         }
@@ -113,9 +122,10 @@ public struct SyncPass: Sendable {
                 group.addTask { await execute(account, condition: condition, versions: versions) }
             }
             while let result = await group.next() {
+                progress()
                 if let result { results.append(result) }
                 // On shutdown, finish the accounts in flight but start no new ones.
-                if !Task.isCancelled, let account = pending.popFirst() {
+                if !Task.isCancelled, !stopRequested(), let account = pending.popFirst() {
                     group.addTask { await execute(account, condition: condition, versions: versions) }
                 }
             }

@@ -1,0 +1,71 @@
+import CMKCore
+import Yams
+
+extension ConfigurationDecoder {
+    static let accountKeys = ["name", "kind", "driver", "location", "create"]
+    /// Driver names that exist in the product but are not compiled into this build.
+    private static let unavailableDrivers = ["postgres"]
+
+    func decodeAccounts(_ node: Node, vault: SyncerConfiguration.Vault) throws(ConfigurationError) -> [SyncerConfiguration.AccountSettings] {
+        let items = try reader.sequence(node, at: "accounts", expected: "accounts (mappings with name, kind, driver, location)")
+        guard !items.isEmpty else {
+            throw reader.error(.invalidValue, "accounts", "is empty: configure at least one account", at: node)
+        }
+        var accounts: [SyncerConfiguration.AccountSettings] = []
+        var names: [String: Int] = [:]
+        var locations: [String: Int] = [:]
+        for (index, item) in items.enumerated() {
+            let path = "accounts[\(index)]"
+            let account = try decodeAccount(item, at: path)
+            if let other = names[account.name] {
+                throw reader.error(.duplicate, path + ".name", "'\(account.name)' is already the name of accounts[\(other)]: account names must be unique", at: item.mapping?["name"])
+            }
+            if let other = locations[account.location] {
+                throw reader.error(.duplicate, path + ".location", "'\(account.location)' is already the location of accounts[\(other)]: each account needs its own", at: item.mapping?["location"] ?? item)
+            }
+            if let vaultDirectory = vault.local?.directory,
+               PathSyntax.isInside(account.location, vaultDirectory) || PathSyntax.isInside(vaultDirectory, account.location) {
+                throw reader.error(.invalidValue, path + ".location", "'\(account.location)' overlaps the vault directory '\(vaultDirectory)': keep account data outside the vault", at: item.mapping?["location"] ?? item)
+            }
+            names[account.name] = index
+            locations[account.location] = index
+            accounts.append(account)
+        }
+        return accounts
+    }
+
+    private func decodeAccount(_ node: Node, at path: String) throws(ConfigurationError) -> SyncerConfiguration.AccountSettings {
+        let section = try reader.mapping(node, at: path, keys: Self.accountKeys)
+        guard let nameNode = section["name"] else {
+            throw reader.error(.missingKey, path + ".name", "is required: 1-64 characters of a-z, 0-9 and '-', not starting with '-'", at: node)
+        }
+        let name = try reader.string(nameNode, at: path + ".name", expected: "an account name")
+        guard SyncerConfiguration.AccountSettings.isValidName(name) else {
+            throw reader.error(.invalidValue, path + ".name", "'\(name)' is not a valid account name (accepted: 1-64 characters of a-z, 0-9 and '-', not starting with '-')", at: nameNode)
+        }
+        let kinds = StorageKind.allCases.map(\.rawValue)
+        guard let kindNode = section["kind"] else {
+            throw reader.error(.missingKey, path + ".kind", "is required (accepted: \(kinds.joined(separator: ", ")))", at: node)
+        }
+        let kind = try StorageKind(rawValue: reader.choice(kindNode, at: path + ".kind", noun: "a storage kind", accepted: kinds))!
+
+        var driver = SyncerConfiguration.DriverKind(rawValue: kind.defaultDriver) ?? .directory
+        if let driverNode = section["driver"] {
+            let drivers = SyncerConfiguration.DriverKind.allCases.map(\.rawValue)
+            let text = try reader.string(driverNode, at: path + ".driver", expected: "a storage driver (accepted: \(drivers.joined(separator: ", ")))")
+            if Self.unavailableDrivers.contains(text) {
+                throw reader.error(.unavailable, path + ".driver", "driver '\(text)' is not available in this build (accepted: \(drivers.joined(separator: ", ")))", at: driverNode)
+            }
+            driver = try SyncerConfiguration.DriverKind(rawValue: reader.choice(driverNode, at: path + ".driver", noun: "a storage driver", accepted: drivers))!
+        }
+
+        let location: String
+        if let locationNode = section["location"] {
+            location = try reader.path(locationNode, at: path + ".location", base: stateDirectory)
+        } else {
+            location = PathSyntax.normalise(stateDirectory + "/accounts/" + name + (driver == .sqlite ? ".sqlite" : ""))
+        }
+        let create = try section["create"].map { (n) throws(ConfigurationError) in try reader.bool(n, at: path + ".create") } ?? false
+        return SyncerConfiguration.AccountSettings(name: name, kind: kind, driver: driver, location: location, create: create)
+    }
+}

@@ -1,0 +1,45 @@
+import CMKCore
+
+extension SyncerConfiguration {
+    /// The storage drivers an account can use in this build.
+    public enum DriverKind: String, Sendable, Hashable, CaseIterable {
+        /// A directory per account (module `CMKDirectoryStorage`).
+        case directory
+        /// An SQLite database file per account (module `CMKSQLiteStorage`).
+        case sqlite
+    }
+
+    /// One entry of `accounts`: a storage account kept encrypted under the root key.
+    public struct AccountSettings: Sendable, Hashable {
+        /// `accounts[].name` (required, not secret): 1–64 characters of `a-z 0-9 -`, not starting
+        /// with `-`; unique in the file. Appears in logs as `CMK_ACCOUNT`.
+        public var name: String
+        /// `accounts[].kind` (`file | sql | audit | analytics | secret-store`, required, not secret).
+        public var kind: StorageKind
+        /// `accounts[].driver` (`directory | sqlite`, default: the kind's default driver —
+        /// `directory` for file and audit, `sqlite` for the others; not secret).
+        public var driver: DriverKind
+        /// `accounts[].location` (path, not secret): a directory for `directory`, a database file
+        /// for `sqlite`. Default `<state-directory>/accounts/<name>` (plus `.sqlite` for sqlite).
+        /// Relative values resolve against the state directory. Unique among accounts.
+        public var location: String
+        /// `accounts[].create` (bool, default `false`, not secret): create the location on first run.
+        public var create: Bool
+
+        public init(name: String, kind: StorageKind, driver: DriverKind, location: String, create: Bool = false) {
+            self.name = name
+            self.kind = kind
+            self.driver = driver
+            self.location = location
+            self.create = create
+        }
+
+        /// Whether `name` is an acceptable account name.
+        public static func isValidName(_ name: String) -> Bool {
+            guard (1...64).contains(name.utf8.count), name.utf8.first != UInt8(ascii: "-") else { return false }
+            return name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D
+            }
+        }
+    }
+}

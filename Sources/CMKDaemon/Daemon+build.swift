@@ -1,0 +1,91 @@
+import CMKAccounts
+import CMKAudit
+import CMKConfiguration
+import CMKCore
+import CMKDirectoryStorage
+import CMKEnvelope
+import CMKLocalVault
+import CMKSQLiteStorage
+import CMKSyncer
+import Foundation
+
+extension Daemon {
+    /// Builds the service graph. With `create` settings in the configuration (the embedded
+    /// default), missing directories, the master key file, the key and account locations are
+    /// created; otherwise their absence is an error naming the path.
+    public static func build(configuration: SyncerConfiguration,
+                             environment: [String: String] = ProcessInfo.processInfo.environment,
+                             clock: any WallClock = SystemWallClock()) async throws -> Daemon {
+        try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let (base, administration) = try await makeVault(configuration, environment: environment, clock: clock)
+        let vault = CountingKeyVault(base)
+        let cache = DEKCache(configuration: try DEKCache.Configuration(ttl: configuration.cache.ttl, capacity: configuration.cache.capacity),
+                             clock: clock)
+        let resolver = DEKResolver(vault: vault, cache: cache)
+        let accounts = try configuration.accounts.map { try makeAccount($0, key: configuration.vault.key) }
+        let sync = configuration.sync
+        let settings = SyncPass.Settings(
+            key: configuration.vault.key,
+            policy: ReconcilePolicy(suspend: sync.suspend == .immediate ? .immediate : .afterCacheTTL, cacheTTL: configuration.cache.ttl),
+            concurrency: sync.concurrency,
+            retry: RetryPolicy(attempts: sync.retry.attempts, initialDelay: sync.retry.initialDelay, maxDelay: sync.retry.maxDelay),
+            backupRetention: sync.backupRetention)
+        return Daemon(configuration: configuration, vault: vault, administration: administration, accounts: accounts, cache: cache,
+                      resolver: resolver, executor: RebindExecutor(resolver: resolver, clock: clock), dataPlane: DataPlane(resolver: resolver),
+                      settings: settings, state: StateStore(directory: configuration.stateDirectory),
+                      securityLog: SecurityLog(stateDirectory: configuration.stateDirectory, clock: clock), clock: clock)
+    }
+
+    static func makeVault(_ configuration: SyncerConfiguration, environment: [String: String], clock: any WallClock) async throws
+        -> (any KeyVault, (any KeyVaultAdministration)?) {
+        switch configuration.vault.provider {
+        case .local:
+            guard let local = configuration.vault.local else {
+                throw VaultError(.misconfigured, "\(configuration.file): vault.local is required when vault.provider is local")
+            }
+            let masterKey: MasterKeySource
+            switch local.masterKey {
+            case .file(let path):
+                if local.create, !FileManager.default.fileExists(atPath: path) {
+                    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                            withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                    try LocalVault.createMasterKeyFile(at: URL(fileURLWithPath: path))
+                }
+                masterKey = .file(URL(fileURLWithPath: path))
+            case .credential(let name):
+                masterKey = .systemdCredential(name: name, credentialsDirectory: environment["CREDENTIALS_DIRECTORY"].map { URL(fileURLWithPath: $0) })
+            }
+            if local.create {
+                try FileManager.default.createDirectory(atPath: local.directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            }
+            let vault = try LocalVault(configuration: LocalVaultConfiguration(
+                directory: URL(fileURLWithPath: local.directory), masterKey: masterKey, retentionDays: local.retentionDays,
+                purgeProtection: local.purgeProtection, clock: clock))
+            if local.create, case .missing = try await vault.snapshot(of: configuration.vault.key) {
+                _ = try await vault.createKey(configuration.vault.key, size: RSAKeySize(rawValue: local.keySize) ?? .bits2048)
+            }
+            return (vault, vault)
+        }
+    }
+
+    static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference) throws -> Account {
+        let driver: any StorageDriver
+        switch settings.driver {
+        case .directory:
+            if !settings.create, !FileManager.default.fileExists(atPath: settings.location) {
+                throw StorageError(.misconfigured, "account '\(settings.name)': directory \(settings.location) does not exist (create it, or set create: true)")
+            }
+            driver = try DirectoryStorageDriver(directory: settings.location, account: settings.name)
+        case .sqlite:
+            if !settings.create, !FileManager.default.fileExists(atPath: settings.location) {
+                throw StorageError(.misconfigured, "account '\(settings.name)': database \(settings.location) does not exist (create it, or set create: true)")
+            }
+            try FileManager.default.createDirectory(atPath: (settings.location as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            driver = try SQLiteStorageDriver(path: settings.location, account: settings.name)
+        }
+        return Account(name: settings.name, kind: settings.kind, driver: driver, key: key)
+    }
+}

@@ -1,0 +1,102 @@
+import CMKConfiguration
+import CMKCore
+import CMKSystemd
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// What the `cmk-syncer` executable does, as a library function tests can call.
+public enum DaemonMain {
+    /// How log lines are written.
+    public enum LogFormat: String, CaseIterable, Sendable {
+        case auto, journal, text, json
+    }
+
+    /// Runs the daemon in the foreground until SIGTERM/SIGINT (or after one pass with `once`).
+    /// Returns the process exit code.
+    public static func run(configPath: String, once: Bool, logFormat: LogFormat?) async -> Int32 {
+        let environment = ProcessInfo.processInfo.environment
+        let configuration: SyncerConfiguration
+        do {
+            configuration = try SyncerConfiguration.load(path: configPath, environment: environment)
+        } catch {
+            bootstrapLogging(format: logFormat ?? .auto, level: .info)
+            reportConfigurationError(error, path: configPath)
+            return CMKExitCode.configuration
+        }
+        bootstrapLogging(format: logFormat ?? LogFormat(rawValue: configuration.logging.format.rawValue) ?? .auto,
+                         level: Logger.Level(rawValue: configuration.logging.level) ?? .info)
+        let logger = Logger(label: "cmk-syncer")
+        let notifier = SystemdNotifier()
+        let daemon: Daemon
+        do {
+            daemon = try await Daemon.build(configuration: configuration, environment: environment)
+        } catch {
+            let category = (error as? any CategorizedError)?.category
+            logger.critical("Cannot start: the service could not be built.", metadata: [
+                "error": "\(error)", "message_id": "\(MessageID.configurationInvalid)", "config": "\(configPath)",
+            ])
+            notifier.errno(category == .configuration ? 78 : 5, status: "failed to start: \(error)")
+            return category == .configuration ? CMKExitCode.configuration : CMKExitCode.failure
+        }
+        let service = SyncService(
+            daemon: daemon,
+            reloader: {
+                let fresh = try SyncerConfiguration.load(path: configPath, environment: environment)
+                return try await Daemon.build(configuration: fresh, environment: environment)
+            },
+            notifier: notifier, logger: logger, once: once)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("The daemon failed.", metadata: ["error": "\(error)"])
+            notifier.errno(5, status: "failed: \(error)")
+            return CMKExitCode.failure
+        }
+        if once, let report = service.report {
+            return CMKExitCode.forReport(report)
+        }
+        return CMKExitCode.ok
+    }
+
+    /// Validates a configuration file; prints what is wrong. Returns 0 or 78.
+    public static func checkConfig(path: String) -> Int32 {
+        do {
+            let configuration = try SyncerConfiguration.load(path: path)
+            print("\(path): valid (\(configuration.accounts.count) accounts, vault \(configuration.vault.provider.rawValue), key \(configuration.vault.key))")
+            return CMKExitCode.ok
+        } catch {
+            FileHandle.standardError.write(Data("cmk-syncer: \(error)\n".utf8))
+            return CMKExitCode.configuration
+        }
+    }
+
+    static func reportConfigurationError(_ error: ConfigurationError, path: String) {
+        FileHandle.standardError.write(Data("cmk-syncer: invalid configuration: \(error)\n".utf8))
+        if JournalLogHandler.stderrIsJournal() {
+            var metadata: Logger.Metadata = ["error": "\(error)", "message_id": "\(MessageID.configurationInvalid)", "config": "\(path)"]
+            if let key = error.keyPath { metadata["cmk_config_key"] = "\(key)" }
+            Logger(label: "cmk-syncer").critical("Invalid configuration; not starting.", metadata: metadata)
+        }
+        SystemdNotifier().errno(78, status: "invalid configuration: \(error)")
+    }
+
+    /// Journal when stderr is the journal (or asked for), readable text otherwise, JSON on request.
+    static func bootstrapLogging(format: LogFormat, level: Logger.Level) {
+        let useJournal = format == .journal || (format == .auto && JournalLogHandler.stderrIsJournal())
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler
+            if useJournal {
+                handler = JournalLogHandler(identifier: "cmk-syncer")
+            } else {
+                handler = TextLogHandler(label: label, style: format == .json ? .json : .text)
+            }
+            handler.logLevel = level
+            return handler
+        }
+    }
+}

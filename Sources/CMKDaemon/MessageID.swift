@@ -1,0 +1,17 @@
+/// MESSAGE_IDs of catalogued events (systemd/cmk-syncer.catalog explains each for `journalctl -x`).
+/// Generated once with `systemd-id128 new`; never change a published id.
+public enum MessageID {
+    public static let keyRotated = "5d0f3c1be2a44c8f9a1f6f1d2c7b9e01"
+    public static let keyPulled = "8a3e9b7c41d54f0e8f2a6b1c9d0e7f12"
+    public static let keyRestored = "c2b7e4a9150f4d3b9e8a7f6c5d4b3a23"
+    public static let keyMissing = "f4e1d2c3b4a54958a7b6c5d4e3f2a134"
+    public static let versionDisabledInUse = "1e2d3c4b5a6947389281726354abcd45"
+    public static let vaultUnreachable = "7b6a5c4d3e2f41a0b9c8d7e6f5a4b356"
+    public static let credentialsRejected = "9c8b7a6d5e4f4132a1b0c9d8e7f6a567"
+    public static let configurationInvalid = "3f2e1d0c9b8a47b6a5c4d3e2f1a0b978"
+    public static let currentVersionUnusable = "6e5d4c3b2a1948f7e6d5c4b3a2918089"
+
+    /// Every id, for catalog checks.
+    public static let all = [keyRotated, keyPulled, keyRestored, keyMissing, versionDisabledInUse, vaultUnreachable,
+                             credentialsRejected, configurationInvalid, currentVersionUnusable]
+}

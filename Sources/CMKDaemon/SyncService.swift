@@ -1,0 +1,167 @@
+import CMKAudit
+import CMKConfiguration
+import CMKCore
+import CMKSyncer
+import CMKSystemd
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The daemon's one long-running service: waits for the scheduler, runs passes, writes the state
+/// file, logs events to the journal and the security log, and keeps systemd informed (SPEC §7).
+public final class SyncService: Service {
+    /// Rebuilds the service graph from the configuration file (SIGHUP). Throws a
+    /// `ConfigurationError` (or a build error) and leaves the running graph untouched.
+    public typealias Reloader = @Sendable () async throws -> Daemon
+
+    private let daemon: Mutex<Daemon>
+    private let reloader: Reloader
+    private let scheduler: Scheduler
+    private let notifier: SystemdNotifier
+    private let logger: Logger
+    private let events: EventRecorder
+    private let stopping = Atomic<Bool>(false)
+    private let readySent = Atomic<Bool>(false)
+    /// When set, the service stops after its first pass (`cmk-syncer run --once`).
+    private let once: Bool
+    private let lastReport = Mutex<SyncReport?>(nil)
+
+    public init(daemon: Daemon, reloader: @escaping Reloader, scheduler: Scheduler = Scheduler(),
+                notifier: SystemdNotifier = SystemdNotifier(), logger: Logger, once: Bool = false) {
+        self.daemon = Mutex(daemon)
+        self.reloader = reloader
+        self.scheduler = scheduler
+        self.notifier = notifier
+        self.logger = logger
+        self.events = EventRecorder(logger: logger)
+        self.once = once
+    }
+
+    /// The report of the last pass (for `--once` exit codes).
+    public var report: SyncReport? { lastReport.withLock { $0 } }
+
+    public func run() async throws {
+        let current = daemon.withLock { $0 }
+        lastReport.withLock { $0 = try? current.state.readReport() }
+        try? current.state.writeDaemonInfo(.init(pid: getpid(), started: Date(), configuration: current.configuration.file, version: CMKVersion.current))
+        events.security(current, SecurityLogEntry(event: .daemonStarted, key: current.settings.key.name,
+                                                   details: ["pid": "\(getpid())", "config": current.configuration.file]))
+        logger.info("cmk-syncer started.", metadata: ["config": "\(current.configuration.file)", "accounts": "\(current.accounts.count)",
+                                                      "cmk_key_name": "\(current.settings.key.name)"])
+        // The SIGHUP handler must be in place before READY=1.
+        scheduler.start(handleSignals: !once)
+        notifier.extendTimeout(current.configuration.sync.startTimeout + .seconds(10))
+
+        await withDiscardingTaskGroup { group in
+            if !once {
+                group.addTask { await self.readyDeadline(current.configuration.sync.startTimeout) }
+                if let interval = notifier.watchdogInterval() {
+                    group.addTask { await self.watchdog(interval: interval) }
+                }
+            }
+            await withGracefulShutdownHandler {
+                await self.loop()
+            } onGracefulShutdown: {
+                self.stopping.store(true, ordering: .relaxed)
+                self.notifier.stopping(status: "stopping: finishing the account in flight")
+                self.scheduler.finish()
+            }
+            group.cancelAll()
+        }
+        let final = daemon.withLock { $0 }
+        events.security(final, SecurityLogEntry(event: .daemonStopped, key: final.settings.key.name, details: ["pid": "\(getpid())"]))
+        final.state.removeDaemonInfo()
+        logger.info("cmk-syncer stopped.")
+    }
+
+    private func loop() async {
+        for await _ in scheduler.triggers {
+            let reasons = scheduler.takePending()
+            if reasons.contains(.reload) { await reload() }
+            guard !stopping.load(ordering: .relaxed) else { break }
+            await runPass(reasons: reasons)
+            if once { scheduler.finish(); break }
+        }
+    }
+
+    private func runPass(reasons: Set<Scheduler.Reason>) async {
+        let current = daemon.withLock { $0 }
+        scheduler.setBusy(true)
+        CrashPoints.hit("pass.start")
+        let pass = current.makePass(stopRequested: { self.stopping.load(ordering: .relaxed) },
+                                    progress: { self.scheduler.beat() })
+        let previous = lastReport.withLock { $0 }
+        var (report, passEvents) = await pass.run(previous: previous)
+        scheduler.setBusy(false)
+
+        let sync = current.configuration.sync
+        let interval = report.state == .keyPulled ? sync.pulledPollInterval : sync.interval
+        let next = once ? nil : scheduler.schedule(after: Scheduler.delay(interval: interval, maxJitter: sync.jitter.maximum(for: interval)))
+        report.nextPass = next
+        lastReport.withLock { $0 = report }
+        do {
+            try current.state.writeReport(report)
+        } catch {
+            logger.error("Cannot write the state file.", metadata: ["error": "\(error)", "path": "\(current.state.statusPath)"])
+        }
+        events.record(passEvents, report: report, daemon: current)
+        let line = StatusLine.make(report)
+        logger.info("Sync pass finished.", metadata: [
+            "cmk_sync_id": "\(report.syncID)", "cmk_outcome": "\(report.state.rawValue)", "cmk_key_name": "\(report.key)",
+            "cmk_key_version": "\(report.targetVersion ?? "")", "in_sync": "\(report.inSyncCount)/\(report.accounts.count)",
+            "vault_calls": "\(report.vaultCalls)", "reasons": "\(reasons.map(\.rawValue).sorted().joined(separator: ","))",
+            "duration_ms": "\(Int(report.finished.timeIntervalSince(report.started) * 1000))",
+        ])
+        if readySent.exchange(true, ordering: .relaxed) {
+            notifier.status(line)
+        } else {
+            notifier.ready(status: line)
+        }
+    }
+
+    private func reload() async {
+        notifier.reloading()
+        let old = daemon.withLock { $0 }
+        do {
+            let fresh = try await reloader()
+            daemon.withLock { $0 = fresh }
+            logger.notice("Configuration reloaded.", metadata: ["config": "\(fresh.configuration.file)", "accounts": "\(fresh.accounts.count)"])
+            events.security(fresh, SecurityLogEntry(event: .configurationReloaded, key: fresh.settings.key.name,
+                                                     details: ["config": fresh.configuration.file, "accounts": "\(fresh.accounts.count)"]))
+        } catch {
+            var metadata: Logger.Metadata = ["error": "\(error)", "config": "\(old.configuration.file)",
+                                             "message_id": "\(MessageID.configurationInvalid)"]
+            if let error = error as? ConfigurationError, let path = error.keyPath { metadata["cmk_config_key"] = "\(path)" }
+            logger.error("Configuration reload failed; keeping the running configuration.", metadata: metadata)
+        }
+        // READY=1 after RELOADING=1 tells systemd the reload is complete, whatever its result.
+        notifier.send("READY=1", "STATUS=\(lastReport.withLock { $0 }.map(StatusLine.make) ?? "reloaded")")
+    }
+
+    /// READY=1 at the latest after the start timeout, even if the first pass still runs.
+    private func readyDeadline(_ timeout: Duration) async {
+        try? await Task.sleep(for: timeout)
+        if !Task.isCancelled, !readySent.exchange(true, ordering: .relaxed) {
+            notifier.ready(status: "starting: first pass still running after \(timeout)")
+            logger.warning("First pass exceeded the start timeout; reported ready anyway.", metadata: ["timeout": "\(timeout)"])
+        }
+    }
+
+    /// WATCHDOG=1 every half interval while the scheduler loop's heartbeat is fresh.
+    private func watchdog(interval: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval / 2)
+            if scheduler.isHealthy(maxAge: interval) {
+                notifier.watchdog()
+            } else {
+                logger.critical("The scheduler loop is stuck; withholding watchdog pings so systemd restarts the daemon.")
+            }
+        }
+    }
+}
+
+/// The version printed by `--version` and recorded in the state.
+public enum CMKVersion {
+    public static let current = "0.1.0"
+}
