@@ -2,7 +2,7 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build deps test clean
+.PHONY: all build deps test run demo clean
 
 all: build
 
@@ -16,6 +16,16 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# Runs the daemon in the foreground on the embedded default (./.cmk-demo).
+run:
+	@bash scripts/run-embedded.sh
+
+# A narrated tour on a throw-away embedded setup.
+demo: deps
+	$(SWIFT) build --product cmk-syncer
+	$(SWIFT) build --product cmkctl
+	@bash scripts/demo.sh
 
 clean:
 	rm -rf .build

@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "CMKAudit", targets: ["CMKAudit"]),
         .library(name: "CMKDirectoryStorage", targets: ["CMKDirectoryStorage"]),
         .library(name: "CMKSQLiteStorage", targets: ["CMKSQLiteStorage"]),
+        .executable(name: "cmkctl", targets: ["cmkctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -112,6 +113,16 @@ let package = Package(
             dependencies: ["CMKCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
+        .executableTarget(name: "cmkctl", dependencies: ["CMKCtl"], swiftSettings: strict),
+        .target(
+            name: "CMKCtl",
+            dependencies: [
+                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKDaemon", "CMKLocalVault",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CMKCtlTests", dependencies: ["CMKCtl", "CMKDaemon", "CMKSyncer", "CMKConfiguration", "CMKCore"], swiftSettings: strict),
         .testTarget(name: "CMKCoreTests", dependencies: ["CMKCore", "CMKTesting"], swiftSettings: strict),
         .testTarget(
             name: "CMKEnvelopeTests",
@@ -143,6 +154,7 @@ let package = Package(
             dependencies: ["CMKCore", "CMKSyncer", "CMKDaemon", "CMKConfiguration", "CMKAudit", "CMKSystemd", "CMKTesting"],
             swiftSettings: strict
         ),
+        .testTarget(name: "CMKSystemdTests", dependencies: ["CMKSystemd", "CMKDaemon", "CMKConfiguration"], swiftSettings: strict),
         .testTarget(name: "CMKConfigurationTests", dependencies: ["CMKConfiguration", "CMKCore"], swiftSettings: strict),
         .testTarget(name: "CMKAuditTests", dependencies: ["CMKAudit", "CMKCore"], swiftSettings: strict),
         .testTarget(

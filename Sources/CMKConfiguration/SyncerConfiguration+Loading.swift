@@ -87,7 +87,8 @@ extension SyncerConfiguration {
              .parser(let context, let problem, let mark, _),
              .composer(let context, let problem, let mark, _):
             let detail = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
-            return ConfigurationError(.syntax, "invalid YAML: \(problem)\(detail)", file: file, line: mark.line, column: mark.column)
+            let text = problem.hasPrefix("but ") ? String(problem.dropFirst(4)) : problem
+            return ConfigurationError(.syntax, "invalid YAML: \(text)\(detail)", file: file, line: mark.line, column: mark.column)
         case .reader(let problem, let offset, _, _):
             let (line, column) = offset.map { position(ofUTF8Offset: $0, in: yaml) } ?? (nil, nil)
             return ConfigurationError(.syntax, "invalid YAML: \(problem)", file: file, line: line, column: column)

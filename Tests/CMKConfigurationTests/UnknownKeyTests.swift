@@ -36,7 +36,7 @@ struct UnknownKeyTests {
         Fixture.expectFailure(Fixture.yaml("sync:\n  ? [a, b]\n  : 1\n"), at: "sync", "keys must be plain names, got a list as a key", code: .wrongType)
     }
 
-    @Test(arguments: [("intervall", "interval", 1), ("sink", "sync", 1), ("flie", "file", 2), ("abc", "xyz", 3), ("", "ab", 2)])
+    @Test(arguments: [("intervall", "interval", 1), ("sink", "sync", 2), ("flie", "file", 2), ("abc", "xyz", 3), ("", "ab", 2)])
     func editDistance(a: String, b: String, distance: Int) {
         #expect(Suggestion.editDistance(a, b) == distance)
     }
