@@ -1,0 +1,128 @@
+import ArgumentParser
+import CMKAccounts
+import CMKCore
+import CMKDaemon
+import Foundation
+
+/// `cmkctl data`: put and get objects through the envelope format, for checks and demos, and
+/// sweep an account so that every object is under the active DEK.
+struct DataCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Put, get and re-encrypt objects of an account.",
+        discussion: "A suspended account (key pulled) refuses reads and writes: exit 4.",
+        subcommands: [Put.self, Get.self, Sweep.self])
+
+    static let chunkSize = 1 << 20
+
+    static func objectName(_ text: String) throws -> ObjectName {
+        do { return try ObjectName(text) } catch let error as StorageError {
+            throw CtlError(error.reason, exitCode: CMKExitCode.usage)
+        }
+    }
+
+    struct Put: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Encrypt a file (or stdin) into an object under the account's active DEK.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The account.") var account: String
+        @Argument(help: "The object's name.") var object: String
+        @Argument(help: ArgumentHelp("The file to store; '-' (the default) reads stdin.", valueName: "file")) var file: String = "-"
+
+        func run() async throws {
+            let name = try DataCommand.objectName(object)
+            let daemon = try await options.buildDaemon()
+            let target = try daemon.requireAccount(account)
+            let input: FileHandle
+            if file == "-" {
+                input = FileHandle.standardInput
+            } else {
+                guard let handle = FileHandle(forReadingAtPath: file) else {
+                    throw CtlError("cannot read \(file): \(String(cString: strerror(errno)))")
+                }
+                input = handle
+            }
+            defer { if file != "-" { try? input.close() } }
+            var total = 0
+            let revision = try await daemon.dataPlane.put(target, name) {
+                guard let data = try input.read(upToCount: DataCommand.chunkSize), !data.isEmpty else { return nil }
+                total += data.count
+                return [UInt8](data)
+            }
+            Output.line("stored \(account)/\(object): \(total) bytes, revision \(revision)")
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decrypt an object to stdout (or a file); an object under an older DEK is re-encrypted on the way.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The account.") var account: String
+        @Argument(help: "The object's name.") var object: String
+        @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of stdout.", valueName: "file")) var out: String?
+
+        func run() async throws {
+            let name = try DataCommand.objectName(object)
+            let daemon = try await options.buildDaemon()
+            let target = try daemon.requireAccount(account)
+            guard let out else {
+                let stdout = FileHandle.standardOutput
+                try await daemon.dataPlane.get(target, name) { try stdout.write(contentsOf: Data($0)) }
+                return
+            }
+            // A partial object must never look complete: write beside the target, rename at the end.
+            let temp = out + ".cmkctl-partial"
+            guard FileManager.default.createFile(atPath: temp, contents: nil, attributes: [.posixPermissions: 0o600]),
+                  let handle = FileHandle(forWritingAtPath: temp) else {
+                throw CtlError("cannot create \(temp): \(String(cString: strerror(errno)))")
+            }
+            do {
+                let outcome = try await daemon.dataPlane.get(target, name) { try handle.write(contentsOf: Data($0)) }
+                try handle.synchronize()
+                try handle.close()
+                guard rename(temp, out) == 0 else { throw CtlError("cannot rename \(temp) to \(out): \(String(cString: strerror(errno)))") }
+                Output.stderr("\(account)/\(object): \(outcome.bytes) bytes written to \(out)\(outcome.reencrypted ? " (re-encrypted under the active DEK)" : "")\n")
+            } catch {
+                try? handle.close()
+                unlink(temp)
+                throw error
+            }
+        }
+    }
+
+    struct Sweep: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-encrypt every object of the account still under an older DEK.",
+            discussion: "Exit 1 when some objects failed (they are listed); running it again resumes cheaply.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The account.") var account: String
+
+        func run() async throws {
+            let daemon = try await options.buildDaemon()
+            let target = try daemon.requireAccount(account)
+            let terminal = isatty(1) == 1
+            var lastLine = Date.distantPast
+            let result = try await daemon.dataPlane.sweep(target) { progress in
+                if terminal {
+                    Output.raw("\r" + SweepProgressBar.render(progress))
+                } else if progress.examined == progress.total || Date().timeIntervalSince(lastLine) >= 1 {
+                    lastLine = Date()
+                    Output.line("\(progress.examined)/\(progress.total) examined, \(progress.reencrypted) re-encrypted, \(progress.alreadyCurrent) already current, \(progress.failed.count) failed")
+                }
+            }
+            if terminal { Output.raw("\n") }
+            Output.line("swept \(account): \(result.examined) objects, \(result.reencrypted) re-encrypted, \(result.alreadyCurrent) already current, \(result.failed.count) failed")
+            for (object, reason) in result.failed.sorted(by: { $0.key < $1.key }) { Output.error("\(object): \(reason)") }
+            if !result.failed.isEmpty { throw ExitCode(CMKExitCode.failure) }
+        }
+    }
+}
+
+/// The terminal progress bar of `data sweep`.
+enum SweepProgressBar {
+    static func render(_ progress: DataPlane.SweepProgress, width: Int = 30) -> String {
+        let fraction = progress.total == 0 ? 1 : Double(progress.examined) / Double(progress.total)
+        let filled = Int((fraction * Double(width)).rounded(.down))
+        return "[" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] "
+            + "\(progress.examined)/\(progress.total)  re-encrypted \(progress.reencrypted)  failed \(progress.failed.count)"
+    }
+}

@@ -1,0 +1,3 @@
+import CMKCtl
+
+await CMKCtlCommand.runAndExit()
