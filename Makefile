@@ -12,10 +12,12 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Builds the tests once, then runs them all (XCTest and Swift Testing).
+# Builds the tests once, then runs them all. Serially: many tests drive real processes (the
+# daemon, journald, systemd, crash-killed children), and on 2 cores running them side by side
+# only makes them wait on each other.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 
 # Runs the daemon in the foreground on the embedded default (./.cmk-demo).
 run:

@@ -154,6 +154,7 @@ let package = Package(
             dependencies: ["CMKCore", "CMKSyncer", "CMKDaemon", "CMKConfiguration", "CMKAudit", "CMKSystemd", "CMKTesting"],
             swiftSettings: strict
         ),
+        .testTarget(name: "CMKSystemdTests", dependencies: ["CMKSystemd", "CMKDaemon", "CMKConfiguration"], exclude: ["Scripts"], swiftSettings: strict),
         .testTarget(name: "CMKConfigurationTests", dependencies: ["CMKConfiguration", "CMKCore"], swiftSettings: strict),
         .testTarget(name: "CMKAuditTests", dependencies: ["CMKAudit", "CMKCore"], swiftSettings: strict),
         .testTarget(

@@ -6,9 +6,21 @@ import Foundation
 
 /// `--config`, shared by every command.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The daemon's configuration file ($CMK_SYNCER_CONFIG overrides the default).", valueName: "path"))
-    var config: String = ProcessInfo.processInfo.environment["CMK_SYNCER_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
-        ?? SyncerConfiguration.defaultPath
+    @Option(name: .long, help: ArgumentHelp(
+        "The daemon's configuration file. Default: $CMK_SYNCER_CONFIG, else /etc/cmk-syncer/cmk-syncer.yaml, else ./.cmk-demo/cmk-syncer.yaml (the embedded default that `make run` creates) when only that exists.",
+        valueName: "path"))
+    var config: String = Self.defaultConfigPath()
+
+    /// `$CMK_SYNCER_CONFIG`, the system path, or — only when the system path does not exist — the
+    /// embedded default of a `make run` in the current directory.
+    static func defaultConfigPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let explicit = environment["CMK_SYNCER_CONFIG"], !explicit.isEmpty { return explicit }
+        let demo = FileManager.default.currentDirectoryPath + "/.cmk-demo/cmk-syncer.yaml"
+        if !FileManager.default.fileExists(atPath: SyncerConfiguration.defaultPath), FileManager.default.fileExists(atPath: demo) {
+            return demo
+        }
+        return SyncerConfiguration.defaultPath
+    }
 
     /// The configuration; a missing or invalid file is exit 78 naming the path.
     func loadConfiguration() throws -> SyncerConfiguration {

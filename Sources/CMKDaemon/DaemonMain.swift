@@ -21,7 +21,7 @@ public enum DaemonMain {
             configuration = try SyncerConfiguration.load(path: configPath, environment: environment)
         } catch {
             bootstrapLogging(format: logFormat ?? .auto, level: .info)
-            reportConfigurationError(error, path: configPath)
+            reportConfigurationError(error, path: configPath, format: logFormat ?? .auto)
             return CMKExitCode.configuration
         }
         bootstrapLogging(format: logFormat ?? LogFormat(rawValue: configuration.logging.format.rawValue) ?? .auto,
@@ -36,7 +36,7 @@ public enum DaemonMain {
             logger.critical("Cannot start: the service could not be built.", metadata: [
                 "error": "\(error)", "message_id": "\(MessageID.configurationInvalid)", "config": "\(configPath)",
             ])
-            notifier.errno(category == .configuration ? 78 : 5, status: "failed to start: \(error)")
+            notifier.errno(category == .configuration ? EINVAL : EIO, status: "failed to start: \(error)")
             return category == .configuration ? CMKExitCode.configuration : CMKExitCode.failure
         }
         let service = SyncService(
@@ -54,7 +54,7 @@ public enum DaemonMain {
             try await group.run()
         } catch {
             logger.critical("The daemon failed.", metadata: ["error": "\(error)"])
-            notifier.errno(5, status: "failed: \(error)")
+            notifier.errno(EIO, status: "failed: \(error)")
             return CMKExitCode.failure
         }
         if once, let report = service.report {
@@ -75,14 +75,15 @@ public enum DaemonMain {
         }
     }
 
-    static func reportConfigurationError(_ error: ConfigurationError, path: String) {
+    /// ERRNO= carries a real errno (EINVAL), not the exit code: systemd prints it with strerror.
+    static func reportConfigurationError(_ error: ConfigurationError, path: String, format: LogFormat) {
         FileHandle.standardError.write(Data("cmk-syncer: invalid configuration: \(error)\n".utf8))
-        if JournalLogHandler.stderrIsJournal() {
+        if format == .journal || (format == .auto && JournalLogHandler.stderrIsJournal()) {
             var metadata: Logger.Metadata = ["error": "\(error)", "message_id": "\(MessageID.configurationInvalid)", "config": "\(path)"]
             if let key = error.keyPath { metadata["cmk_config_key"] = "\(key)" }
             Logger(label: "cmk-syncer").critical("Invalid configuration; not starting.", metadata: metadata)
         }
-        SystemdNotifier().errno(78, status: "invalid configuration: \(error)")
+        SystemdNotifier().errno(EINVAL, status: "invalid configuration: \(error)")
     }
 
     /// Journal when stderr is the journal (or asked for), readable text otherwise, JSON on request.

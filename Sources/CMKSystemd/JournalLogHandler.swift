@@ -48,21 +48,18 @@ public struct JournalLogHandler: LogHandler {
         Self.send(fields)
     }
 
-    /// Sends `FIELD=value` entries as one journal entry.
+    /// Sends `FIELD=value` entries as one journal entry. Each field is copied into memory owned
+    /// here for the duration of the call, so the iovecs never outlive their buffers.
     public static func send(_ fields: [String]) {
-        var buffers = fields.map { Array($0.utf8) }
-        var vectors: [iovec] = []
-        vectors.reserveCapacity(buffers.count)
-        for index in buffers.indices {
-            buffers[index].withUnsafeMutableBytes { raw in
-                vectors.append(iovec(iov_base: raw.baseAddress, iov_len: raw.count))
-            }
+        let buffers = fields.map { field -> UnsafeMutableRawBufferPointer in
+            let bytes = Array(field.utf8)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+            buffer.copyBytes(from: bytes)
+            return UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes.count])
         }
-        // The buffers outlive the call; withUnsafeMutableBytes above only read their addresses,
-        // which stay valid while `buffers` is alive and unmodified.
-        withExtendedLifetime(buffers) {
-            _ = sd_journal_sendv(vectors, Int32(vectors.count))
-        }
+        defer { for buffer in buffers { buffer.deallocate() } }
+        let vectors = buffers.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
+        _ = sd_journal_sendv(vectors, Int32(vectors.count))
     }
 
     /// Whether stderr is connected to the journal: `$JOURNAL_STREAM` equals stderr's device:inode.

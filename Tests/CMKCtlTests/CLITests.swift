@@ -124,6 +124,7 @@ struct CLITests {
         let refused = try harness.ctl(["data", "get", "audit-1", "log.txt"])
         #expect(refused.code == 4)
         #expect(refused.stderr.hasPrefix("cmkctl: account 'audit-1' is suspended"))
+        #expect(try harness.ctl(["data", "put", "audit-1", "other.txt"], stdin: Data("x".utf8)).code == 4)
         #expect(try harness.ctl(["status"]).code == 4)
         let listing = try harness.ctl(["keys", "list", "--json"]).object()
         #expect(listing["state"] as? String == "deleted")
@@ -199,8 +200,8 @@ struct CLITests {
 
         let deadline = Date().addingTimeInterval(30)
         while !FileManager.default.fileExists(atPath: harness.state + "/status.json") {
-            #expect(daemon.isRunning, "cmk-syncer exited early")
-            guard Date() < deadline, daemon.isRunning else { return }
+            guard daemon.isRunning else { Issue.record("cmk-syncer exited before writing status.json"); return }
+            guard Date() < deadline else { Issue.record("cmk-syncer wrote no status.json within 30 s"); return }
             try await Task.sleep(for: .milliseconds(100))
         }
         let before = try harness.ctl(["status", "--json"]).object()

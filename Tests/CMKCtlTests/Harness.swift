@@ -85,13 +85,13 @@ struct Harness {
         env["CMK_SYNCER_CONFIG"] = nil
         process.environment = environment ?? env
         let scratch = NSTemporaryDirectory() + "cmkctl-out-" + UUID().uuidString
-        FileManager.default.createFile(atPath: scratch + ".out", contents: nil)
-        FileManager.default.createFile(atPath: scratch + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: scratch + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: scratch + ".err", contents: nil)
         defer { unlink(scratch + ".out"); unlink(scratch + ".err"); unlink(scratch + ".in") }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + ".out"))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + ".err"))
         if let stdin {
-            FileManager.default.createFile(atPath: scratch + ".in", contents: stdin)
+            _ = FileManager.default.createFile(atPath: scratch + ".in", contents: stdin)
             process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: scratch + ".in"))
         } else {
             process.standardInput = FileHandle.nullDevice
