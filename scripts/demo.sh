@@ -43,7 +43,9 @@ run cmkctl status
 say "Reading old data works and re-encrypts it under the newest DEK (lazy re-encryption)"
 run cmkctl accounts show files-1
 run cmkctl data get files-1 report.txt
-run cmkctl accounts show files-1
+echo "(a second read finds it already under the active DEK: no rewrite)"
+run cmkctl data get files-1 report.txt
+run cmkctl data sweep sql-1
 
 say "The customer pulls the key: the platform goes dark"
 run cmkctl keys pull

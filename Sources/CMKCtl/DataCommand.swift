@@ -66,7 +66,11 @@ struct DataCommand: AsyncParsableCommand {
             let target = try daemon.requireAccount(account)
             guard let out else {
                 let stdout = FileHandle.standardOutput
-                try await daemon.dataPlane.get(target, name) { try stdout.write(contentsOf: Data($0)) }
+                let outcome = try await daemon.dataPlane.get(target, name) { try stdout.write(contentsOf: Data($0)) }
+                if outcome.reencrypted {
+                    let active = try await target.driver.readKeyring()?.activeDEK
+                    Output.stderr("cmkctl: \(account)/\(object) was under DEK \(outcome.dek); re-encrypted under the active DEK \(active.map(String.init(describing:)) ?? "?")\n")
+                }
                 return
             }
             // A partial object must never look complete: write beside the target, rename at the end.
