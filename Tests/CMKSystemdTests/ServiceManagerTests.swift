@@ -49,7 +49,8 @@ struct ServiceManagerTests {
         let binary = try TestPaths.cmkSyncer()
         return try SystemdSandbox(units: ["cmk-syncer.service": derivedUnit(binary: binary)],
                                   etc: ["cmk-syncer/cmk-syncer.yaml": (configuration, 0o644),
-                                        "cmk-syncer/master.key": (masterKey(), 0o600)])
+                                        "cmk-syncer/master.key": (masterKey(), 0o600)],
+                                  binary: binary)
     }
 
     /// Installs a catalog database with our catalog inside the sandbox, for `journalctl -x`.

@@ -10,11 +10,23 @@ final class SystemdSandbox {
     private let script = TestPaths.scripts + "/systemd-sandbox.sh"
 
     /// `units` maps file names to unit text; `etc` maps paths below /etc to file contents and modes.
-    init(units unitFiles: [String: String], etc: [String: (String, Int)]) throws {
+    /// `binary`, when given, is copied into the work directory (which stays visible inside the
+    /// sandbox, unlike the rest of /tmp, where a checkout may live) and the units are rewritten
+    /// to start the copy; the path to it is made traversable for a dynamic user.
+    init(units unitFiles: [String: String], etc: [String: (String, Int)], binary: String? = nil) throws {
         _ = try TestPaths.tool("/lib/systemd/systemd", package: "systemd")
         _ = try TestPaths.tool("/usr/bin/nsenter", package: "util-linux")
         work = try TemporaryDirectory(prefix: "systemd")
         units = work.path + "/units"
+        var unitFiles = unitFiles
+        if let binary {
+            let copy = work.path + "/bin/cmk-syncer"
+            try FileManager.default.createDirectory(atPath: work.path + "/bin", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: binary, toPath: copy)
+            for path in [work.path, work.path + "/bin"] { chmod(path, 0o755) }
+            chmod(copy, 0o755)
+            unitFiles = unitFiles.mapValues { $0.replacingOccurrences(of: binary, with: copy) }
+        }
         for (name, text) in unitFiles { try work.write(text, to: "units/" + name) }
         try work.write("[Unit]\nDescription=cmk-syncer test boot\nWants=systemd-journald.socket systemd-journald.service\n",
                        to: "units/cmk-test.target")
