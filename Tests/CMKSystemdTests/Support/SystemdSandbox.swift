@@ -10,22 +10,21 @@ final class SystemdSandbox {
     private let script = TestPaths.scripts + "/systemd-sandbox.sh"
 
     /// `units` maps file names to unit text; `etc` maps paths below /etc to file contents and modes.
-    /// `binary`, when given, is copied into the work directory (which stays visible inside the
-    /// sandbox, unlike the rest of /tmp, where a checkout may live) and the units are rewritten
-    /// to start the copy; the path to it is made traversable for a dynamic user.
+    /// `binary`, when given, is installed at ``installedBinary`` inside the sandbox (on its own
+    /// /run) and the units are rewritten to start it: a checkout under /tmp is hidden by the
+    /// sandbox's tmpfs and by the unit's `PrivateTmp=yes`.
     init(units unitFiles: [String: String], etc: [String: (String, Int)], binary: String? = nil) throws {
         _ = try TestPaths.tool("/lib/systemd/systemd", package: "systemd")
         _ = try TestPaths.tool("/usr/bin/nsenter", package: "util-linux")
         work = try TemporaryDirectory(prefix: "systemd")
         units = work.path + "/units"
         var unitFiles = unitFiles
+        var staged: String?
         if let binary {
-            let copy = work.path + "/bin/cmk-syncer"
-            try FileManager.default.createDirectory(atPath: work.path + "/bin", withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: binary, toPath: copy)
-            for path in [work.path, work.path + "/bin"] { chmod(path, 0o755) }
-            chmod(copy, 0o755)
-            unitFiles = unitFiles.mapValues { $0.replacingOccurrences(of: binary, with: copy) }
+            // The work directory stays visible inside the sandbox at the same path.
+            staged = work.path + "/cmk-syncer.bin"
+            try FileManager.default.copyItem(atPath: binary, toPath: staged!)
+            unitFiles = unitFiles.mapValues { $0.replacingOccurrences(of: binary, with: Self.installedBinary) }
         }
         for (name, text) in unitFiles { try work.write(text, to: "units/" + name) }
         try work.write("[Unit]\nDescription=cmk-syncer test boot\nWants=systemd-journald.socket systemd-journald.service\n",
@@ -36,6 +35,10 @@ final class SystemdSandbox {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let state = try? run("systemctl", "is-system-running"), ["running", "degraded"].contains(state.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                if let staged {
+                    let install = try run("install", "-D", "-m", "0755", staged, Self.installedBinary)
+                    guard install.status == 0 else { throw HarnessError("cannot install the binary in the sandbox: \(install.stderr)") }
+                }
                 return
             }
             guard boot.isRunning else { break }
@@ -44,6 +47,9 @@ final class SystemdSandbox {
         shutdown()
         throw HarnessError("systemd did not boot in the sandbox:\n\(managerLog)")
     }
+
+    /// Where a staged binary lives inside the sandbox (its /run is a tmpfs of its own).
+    static let installedBinary = "/run/cmk-syncer-test/cmk-syncer"
 
     deinit { shutdown() }
 
