@@ -1,5 +1,6 @@
 import ArgumentParser
 import CMKConfiguration
+import CMKCore
 import CMKDaemon
 import CMKSyncer
 import Foundation
@@ -49,7 +50,7 @@ struct StatusCommand: AsyncParsableCommand {
         case .dead(let info): daemon.pid = info.pid
         case .noInfo: break
         }
-        let staleAfter = report.map { $0.finished.addingTimeInterval(2 * Self.seconds(configuration.sync.interval) + 60) }
+        let staleAfter = report.map { $0.finished.addingTimeInterval(2 * configuration.sync.interval.timeInterval + 60) }
         let stale = staleAfter.map { $0 < Date() } ?? false
         let code = report.map(CMKExitCode.forReport) ?? CMKExitCode.failure
         let document = Document(configuration: configuration.file, stateDirectory: configuration.stateDirectory, neverRun: report == nil,
@@ -61,10 +62,6 @@ struct StatusCommand: AsyncParsableCommand {
             Self.printText(document, statePath: state.statusPath)
         }
         if code != CMKExitCode.ok { throw ExitCode(code) }
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func printText(_ document: Document, statePath: String) {

@@ -1,3 +1,4 @@
+import CMKCore
 import Dispatch
 import Foundation
 import Synchronization
@@ -78,7 +79,7 @@ public final class Scheduler: Sendable {
     /// Arms the timer for the next pass `delay` from now; returns when that is.
     @discardableResult
     public func schedule(after delay: Duration) -> Date {
-        let next = Date().addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+        let next = Date().addingTimeInterval(delay.timeInterval)
         state.withLock { $0.nextPass = next }
         let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
         queue.async { [self] in

@@ -153,11 +153,3 @@ public final class DEKCache: Sendable {
         state.order.removeAll { state.entries[$0] == nil }
     }
 }
-
-extension Duration {
-    /// The duration in seconds as a `TimeInterval`.
-    public var timeInterval: TimeInterval {
-        let parts = components
-        return TimeInterval(parts.seconds) + TimeInterval(parts.attoseconds) / 1e18
-    }
-}

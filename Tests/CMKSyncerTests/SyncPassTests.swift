@@ -70,6 +70,22 @@ struct SyncPassTests {
         #expect(idle.vaultCalls == 1)
     }
 
+    @Test("an idle pass reads each keyring once; a rebinding pass reads it again after writing")
+    func keyringReads() async throws {
+        let watched = RefusingDriver(account: "watched")
+        let h = try PassHarness(accounts: ["watched"], drivers: ["watched": watched])
+        _ = try await h.memory.createKey(h.key, size: .bits2048)
+        await h.pass()
+        watched.reads.withLock { $0 = 0 }
+        await h.pass()
+        #expect(watched.reads.withLock { $0 } == 1)
+        _ = try await h.memory.rotateKey(h.key)
+        watched.reads.withLock { $0 = 0 }
+        #expect(await h.pass().report.accounts.first?.outcome.code == .rebound)
+        // planning, the executor's own read before its conditional write, and the report's read after it
+        #expect(watched.reads.withLock { $0 } == 3)
+    }
+
     @Test("rotation: every account rebound, old version reported unreferenced, safe to disable after the backup horizon")
     func rotation() async throws {
         let h = try PassHarness()
@@ -295,9 +311,13 @@ struct SyncPassTests {
 final class RefusingDriver: StorageDriver {
     let inner: InMemoryStorageDriver
     let refuse = Mutex(false)
+    let reads = Mutex(0)
     var account: String { inner.account }
     init(account: String) { inner = InMemoryStorageDriver(account: account) }
-    func readKeyring() async throws -> Keyring? { try await inner.readKeyring() }
+    func readKeyring() async throws -> Keyring? {
+        reads.withLock { $0 += 1 }
+        return try await inner.readKeyring()
+    }
     func replaceKeyring(_ keyring: Keyring, expectedGeneration: UInt64?) async throws {
         if refuse.withLock({ $0 }) { throw StorageError(.io, "disk full") }
         try await inner.replaceKeyring(keyring, expectedGeneration: expectedGeneration)

@@ -23,6 +23,14 @@ public enum AccountPlan: Hashable, Sendable {
     /// The vault could not be consulted; keep serving from cache.
     case unreachable(VaultError)
 
+    /// Whether executing the plan may change the stored keyring.
+    public var writes: Bool {
+        switch self {
+        case .create, .rebind, .suspend, .resume: return true
+        case .inSync, .suspendLater, .staySuspended, .keep, .blocked, .unreachable: return false
+        }
+    }
+
     /// Why an account cannot be synced without an operator.
     public enum Blocker: Hashable, Sendable {
         /// These versions still wrap DEKs of the account but are disabled (or gone): re-enable them.

@@ -27,7 +27,7 @@ public enum Reconciler {
             case .immediate:
                 return .suspend(reason: .keyPulled)
             case .afterCacheTTL:
-                let due = deleted.deletedDate.addingTimeInterval(Self.seconds(policy.cacheTTL))
+                let due = deleted.deletedDate.addingTimeInterval(policy.cacheTTL.timeInterval)
                 return now >= due ? .suspend(reason: .keyPulled) : .suspendLater(at: due)
             }
 
@@ -54,10 +54,5 @@ public enum Reconciler {
         let byID = Dictionary(versions.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let broken = keyring.referencedVersions.filter { byID[$0]?.canUnwrap != true }
         return broken.isEmpty ? nil : .blocked(.versionsDisabledInUse(broken))
-    }
-
-    static func seconds(_ duration: Duration) -> TimeInterval {
-        let parts = duration.components
-        return TimeInterval(parts.seconds) + TimeInterval(parts.attoseconds) / 1e18
     }
 }

@@ -38,7 +38,7 @@ public struct VersionUsage: Hashable, Sendable, Codable {
                 // a backup taken just before this pass may still hold DEKs wrapped under it.
                 since = before[id]?.unreferencedSince ?? now
             }
-            let horizon = Reconciler.seconds(backupRetention)
+            let horizon = backupRetention.timeInterval
             let safe = users.isEmpty && id != currentID && since.map { now.timeIntervalSince($0) >= horizon } == true
             return VersionUsage(version: id, created: version?.created, enabled: version?.enabled, expires: version?.expires,
                                 notBefore: version?.notBefore, current: id == currentID, accounts: users, deks: deks,

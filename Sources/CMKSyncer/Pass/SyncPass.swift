@@ -138,10 +138,12 @@ public struct SyncPass: Sendable {
         var events: [SyncEvent] = []
         var blocker: AccountPlan.Blocker?
         var before: Keyring?
+        var wrote = true
         var outcome: Outcome
         do {
             before = try await account.driver.readKeyring()
             let plan = Reconciler.plan(condition, versions: versions, keyring: before, policy: settings.policy, now: clock.now())
+            wrote = plan.writes
             (outcome, blocker) = try await perform(plan, on: account, keyring: before, events: &events)
         } catch {
             let categorized = error as? any CategorizedError
@@ -149,7 +151,8 @@ public struct SyncPass: Sendable {
             events.append(SyncEvent(.accountFailed, "Account could not be synced.", account: account.name,
                                     fields: ["reason": outcome.reason ?? "", "detail": outcome.detail ?? ""]))
         }
-        let after = (try? await account.driver.readKeyring()) ?? before
+        // Re-read only when the plan may have written: an idle pass reads each keyring once.
+        let after = wrote ? ((try? await account.driver.readKeyring()) ?? before) : before
         let elapsed = ContinuousClock.now - started
         let report = AccountReport(
             name: account.name, kind: account.kind, outcome: outcome, binding: after?.binding,

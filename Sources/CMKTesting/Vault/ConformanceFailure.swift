@@ -1,5 +1,5 @@
-/// A violated expectation in a conformance suite: names the check and what went wrong.
-public struct ConformanceFailure: Error, CustomStringConvertible {
+/// A violated expectation in a conformance suite (vault or storage): names the check and what went wrong.
+public struct ConformanceFailure: Error, CustomStringConvertible, Sendable {
     public let check: String
     public let message: String
     public init(check: String, message: String) {
