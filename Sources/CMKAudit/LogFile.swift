@@ -1,4 +1,5 @@
 import Glibc
+import CMKCore
 import Foundation
 
 /// The system calls behind ``SecurityLog``: opening with mode checks, `flock(2)`, reading the
@@ -35,36 +36,26 @@ struct LogFile: ~Copyable {
         return AuditError(auditCode, "\(operation) of security log '\(path)' failed: \(String(cString: strerror(code))) (errno \(code))")
     }
 
+    /// Runs a ``SystemFile`` call, turning its failure into an ``AuditError``.
+    private static func mapped<T>(_ body: () throws(SystemFileError) -> T) throws(AuditError) -> T {
+        do throws(SystemFileError) { return try body() } catch { throw Self.error(error.operation, error.path, error.code) }
+    }
+
     private static func open(_ path: String, _ flags: Int32, mode: mode_t = 0, missingOK: Bool = false) throws(AuditError) -> Int32? {
-        while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-            if fd >= 0 { return fd }
-            let code = errno
-            if code == EINTR { continue }
-            if code == ENOENT && missingOK { return nil }
-            throw error("open", path, code)
-        }
+        try mapped { () throws(SystemFileError) in try SystemFile.open(path, flags, mode: mode, missingOK: missingOK) }
     }
 
     private static func exists(_ path: String) throws(AuditError) -> Bool {
-        var info = stat()
-        if fstatat(AT_FDCWD, path, &info, AT_SYMLINK_NOFOLLOW) == 0 { return true }
-        if errno == ENOENT { return false }
-        throw error("stat", path)
+        try mapped { () throws(SystemFileError) in try SystemFile.status(path, followLinks: false) != nil }
     }
 
     private static func fsyncDirectory(of path: String) throws(AuditError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        let dir = directory.isEmpty ? "." : directory
-        guard let fd = try open(dir, O_RDONLY | O_DIRECTORY) else { return }
-        defer { Glibc.close(fd) }
-        guard Glibc.fsync(fd) == 0 else { throw error("fsync of the directory", path) }
+        try mapped { () throws(SystemFileError) in try SystemFile.fsyncDirectory(SystemFile.directory(of: path)) }
     }
 
     func status() throws(AuditError) -> stat {
-        var info = stat()
-        guard Glibc.fstat(fd, &info) == 0 else { throw Self.error("fstat", path) }
-        return info
+        let (fd, path) = (fd, path)
+        return try Self.mapped { () throws(SystemFileError) in try SystemFile.status(of: fd, path) }
     }
 
     /// Refuses anything but a regular file that neither group nor others may write.
@@ -74,8 +65,7 @@ struct LogFile: ~Copyable {
             throw AuditError(.permissions, "security log '\(path)' is not a regular file")
         }
         if info.st_mode & 0o022 != 0 {
-            let mode = String(info.st_mode & 0o7777, radix: 8)
-            throw AuditError(.permissions, "security log '\(path)' has mode 0\(mode), which lets group or others write it; fix it with: chmod 0600 '\(path)'")
+            throw AuditError(.permissions, "security log '\(path)' has mode \(SystemFile.octal(info.st_mode)), which lets group or others write it; fix it with: chmod 0600 '\(path)'")
         }
     }
 
@@ -207,6 +197,7 @@ struct LogFile: ~Copyable {
     }
 
     func sync() throws(AuditError) {
-        guard Glibc.fsync(fd) == 0 else { throw Self.error("fsync", path) }
+        let (fd, path) = (fd, path)
+        try Self.mapped { () throws(SystemFileError) in try SystemFile.fsync(fd, path) }
     }
 }

@@ -40,7 +40,7 @@ public struct StateStore: Sendable {
 
     private func write(_ value: some Encodable, to path: String) throws {
         let data = try Self.encoder.encode(value)
-        try AtomicFile.write(data, to: path, mode: 0o644)
+        do throws(SystemFileError) { try SystemFile.atomicWrite(data, to: path, mode: 0o644) } catch { throw StorageError(error) }
     }
 
     private func read<T: Decodable>(_ type: T.Type, from path: String) throws -> T? {
@@ -50,33 +50,5 @@ public struct StateStore: Sendable {
         } catch {
             throw StorageError(.corrupt, "\(path) is not a valid state file; it is rewritten after the next pass", underlying: error)
         }
-    }
-}
-
-/// Atomic replace: temp file in the same directory, fsync, rename, fsync the directory.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String, mode: mode_t) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temp = "\(directory)/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw StorageError(.io, "cannot create \(temp): \(String(cString: strerror(errno)))") }
-        var ok = data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if written <= 0 { return false }
-                offset += written
-            }
-            return true
-        }
-        ok = ok && fchmod(fd, mode) == 0 && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temp)
-            throw StorageError(.io, "cannot write \(path): \(reason)")
-        }
-        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
 }

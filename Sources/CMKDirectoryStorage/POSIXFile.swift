@@ -2,97 +2,58 @@ import Glibc
 import CMKCore
 import Foundation
 
-/// Thin wrappers over the system calls the directory driver needs; each failure becomes a
+/// The system calls the directory driver needs, from ``SystemFile``; each failure becomes a
 /// ``StorageError`` naming the operation and the path.
 enum POSIXFile {
-    static func message(_ code: Int32) -> String { String(cString: strerror(code)) }
-
     static func error(_ operation: String, _ path: String, _ code: Int32 = errno) -> StorageError {
-        let storageCode: StorageError.Code = (code == EACCES || code == EPERM) ? .permissions : .io
-        return StorageError(storageCode, "\(operation) '\(path)' failed: \(message(code)) (errno \(code))")
+        StorageError(SystemFileError(operation, path, code: code))
+    }
+
+    /// Runs a ``SystemFile`` call, turning its failure into a ``StorageError``.
+    private static func mapped<T>(_ body: () throws(SystemFileError) -> T) throws(StorageError) -> T {
+        do throws(SystemFileError) { return try body() } catch { throw StorageError(error) }
     }
 
     /// `open(2)`, retried on EINTR. Returns nil for ENOENT when `missingOK`.
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0, missingOK: Bool = false) throws -> Int32? {
-        while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-            if fd >= 0 { return fd }
-            let code = errno
-            if code == EINTR { continue }
-            if code == ENOENT && missingOK { return nil }
-            throw error("open", path, code)
-        }
+        try mapped { () throws(SystemFileError) in try SystemFile.open(path, flags, mode: mode, missingOK: missingOK) }
     }
 
     static func status(of fd: Int32, _ path: String) throws -> Glibc.stat {
-        var info = Glibc.stat()
-        guard Glibc.fstat(fd, &info) == 0 else { throw error("fstat", path) }
-        return info
+        try mapped { () throws(SystemFileError) in try SystemFile.status(of: fd, path) }
     }
 
     /// `stat(2)`, or nil if the path does not exist.
     static func status(_ path: String) throws -> Glibc.stat? {
-        var info = Glibc.stat()
-        if fstatat(AT_FDCWD, path, &info, 0) == 0 { return info }
-        if errno == ENOENT { return nil }
-        throw error("stat", path)
+        try mapped { () throws(SystemFileError) in try SystemFile.status(path) }
     }
 
     static func writeAll(_ fd: Int32, _ data: Data, _ path: String) throws {
-        try data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw error("write", path)
-                }
-                offset += written
-            }
-        }
+        try mapped { () throws(SystemFileError) in try SystemFile.writeAll(fd, data, path) }
     }
 
     /// Reads up to `count` bytes, fewer only at the end of the file.
     static func read(_ fd: Int32, upTo count: Int, _ path: String) throws -> Data {
-        var data = Data(count: count)
-        let filled = try data.withUnsafeMutableBytes { raw -> Int in
-            var offset = 0
-            while offset < count {
-                let got = Glibc.read(fd, raw.baseAddress! + offset, count - offset)
-                if got < 0 {
-                    if errno == EINTR { continue }
-                    throw error("read", path)
-                }
-                if got == 0 { break }
-                offset += got
-            }
-            return offset
-        }
-        data.count = filled
-        return data
+        try mapped { () throws(SystemFileError) in try SystemFile.read(fd, upTo: count, path) }
     }
 
     static func fsync(_ fd: Int32, _ path: String) throws {
-        guard Glibc.fsync(fd) == 0 else { throw error("fsync", path) }
+        try mapped { () throws(SystemFileError) in try SystemFile.fsync(fd, path) }
     }
 
     /// Makes a rename or unlink inside `directory` durable.
     static func fsyncDirectory(_ directory: String) throws {
-        guard let fd = try open(directory, O_RDONLY | O_DIRECTORY) else { return }
-        defer { Glibc.close(fd) }
-        try fsync(fd, directory)
+        try mapped { () throws(SystemFileError) in try SystemFile.fsyncDirectory(directory) }
     }
 
     static func rename(_ from: String, _ to: String) throws {
-        guard Glibc.rename(from, to) == 0 else { throw error("rename to '\(to)' of", from) }
+        try mapped { () throws(SystemFileError) in try SystemFile.rename(from, to) }
     }
 
     /// `unlink(2)`; returns false if the file did not exist.
     @discardableResult
     static func unlink(_ path: String) throws -> Bool {
-        if Glibc.unlink(path) == 0 { return true }
-        if errno == ENOENT { return false }
-        throw error("unlink", path)
+        try mapped { () throws(SystemFileError) in try SystemFile.unlink(path) }
     }
 
     /// 16 random bytes as 32 hex digits, for revisions and temp names.
@@ -101,11 +62,7 @@ enum POSIXFile {
         return (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }
 
-    /// `0755`-style rendering of a mode's permission bits.
-    static func octal(_ mode: mode_t) -> String {
-        let text = String(mode & 0o7777, radix: 8)
-        return String(repeating: "0", count: max(0, 4 - text.count)) + text
-    }
+    static func octal(_ mode: mode_t) -> String { SystemFile.octal(mode) }
 
     /// Refuses a file or directory that group or others may read or write, or that another user owns.
     static func requirePrivate(_ info: Glibc.stat, _ path: String, what: String, wanted: String) throws {

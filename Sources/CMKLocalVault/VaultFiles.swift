@@ -35,114 +35,57 @@ struct FileIdentity: Hashable, Sendable {
     }
 }
 
-/// Crash-safe file primitives for the vault directory: atomic replacement (temp file, fsync,
-/// rename, fsync of the directory), consistent reads, and an exclusive `flock`.
+/// Crash-safe file primitives for the vault directory, from ``SystemFile``: atomic replacement
+/// (temp file, fsync, rename, fsync of the directory), consistent reads, and an exclusive `flock`.
+/// File system failures become ``VaultError/Code/unavailable``.
 enum VaultFiles {
     static func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
+    /// Runs a ``SystemFile`` call, turning its failure into a vault error.
+    private static func mapped<T>(_ body: () throws(SystemFileError) -> T) throws(VaultError) -> T {
+        do throws(SystemFileError) { return try body() } catch {
+            throw VaultError(.unavailable, error.description)
+        }
+    }
+
     /// The file's current identity, or nil if it does not exist.
     static func identity(of path: String) throws(VaultError) -> FileIdentity? {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT { return nil }
-            throw VaultError(.unavailable, "cannot stat \(path): \(errnoText())")
-        }
-        return FileIdentity(info)
+        try mapped { () throws(SystemFileError) in try SystemFile.status(path).map(FileIdentity.init) }
     }
 
     /// Reads a whole file through one descriptor, so the identity belongs to exactly these bytes.
     /// Returns nil if the file does not exist.
     static func read(_ path: String) throws(VaultError) -> (data: Data, identity: FileIdentity)? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw VaultError(.unavailable, "cannot open \(path): \(errnoText())")
+        try mapped { () throws(SystemFileError) -> (data: Data, identity: FileIdentity)? in
+            guard let fd = try SystemFile.open(path, O_RDONLY, missingOK: true) else { return nil }
+            defer { close(fd) }
+            let info = try SystemFile.status(of: fd, path)
+            return (try SystemFile.readToEnd(fd, path), FileIdentity(info))
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw VaultError(.unavailable, "cannot stat \(path): \(errnoText())") }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw VaultError(.unavailable, "cannot read \(path): \(errnoText())")
-            }
-            if count == 0 { break }
-            data.append(contentsOf: buffer[0..<count])
-        }
-        return (data, FileIdentity(info))
     }
 
     /// Replaces `path` atomically with `data` (mode `mode`): write a temp file in the same
     /// directory, fsync it, rename it over the target, fsync the directory.
     static func atomicWrite(_ data: Data, to path: String, mode: mode_t = 0o600) throws(VaultError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temp = try writeTemp(data, directory: directory, name: (path as NSString).lastPathComponent, mode: mode)
-        guard rename(temp, path) == 0 else {
-            let text = errnoText()
-            unlink(temp)
-            throw VaultError(.unavailable, "cannot rename \(temp) to \(path): \(text)")
-        }
-        try syncDirectory(directory)
+        try mapped { () throws(SystemFileError) in try SystemFile.atomicWrite(data, to: path, mode: mode) }
     }
 
     /// Creates `path` with `data` only if it does not exist yet (temp file + `link`, so the target
     /// appears complete or not at all). Returns false if it already existed.
     static func createExclusively(_ data: Data, at path: String, mode: mode_t = 0o600) throws(VaultError) -> Bool {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temp = try writeTemp(data, directory: directory, name: (path as NSString).lastPathComponent, mode: mode)
-        defer { unlink(temp) }
-        guard link(temp, path) == 0 else {
-            if errno == EEXIST { return false }
-            throw VaultError(.unavailable, "cannot create \(path): \(errnoText())")
-        }
-        try syncDirectory(directory)
-        return true
+        try mapped { () throws(SystemFileError) in try SystemFile.createExclusively(data, at: path, mode: mode) }
     }
 
     /// Removes a file and makes the removal durable.
     static func remove(_ path: String) throws(VaultError) {
-        guard unlink(path) == 0 || errno == ENOENT else {
-            throw VaultError(.unavailable, "cannot remove \(path): \(errnoText())")
+        try mapped { () throws(SystemFileError) in
+            try SystemFile.unlink(path)
+            try SystemFile.fsyncDirectory(SystemFile.directory(of: path))
         }
-        try syncDirectory((path as NSString).deletingLastPathComponent)
-    }
-
-    private static func writeTemp(_ data: Data, directory: String, name: String, mode: mode_t) throws(VaultError) -> String {
-        let suffix = (0..<8).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.joined()
-        let temp = "\(directory)/.\(name).\(suffix).tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw VaultError(.unavailable, "cannot create \(temp): \(errnoText())") }
-        var failure: String?
-        data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = "cannot write \(temp): \(errnoText())"
-                    return
-                }
-                offset += written
-            }
-        }
-        if failure == nil, fchmod(fd, mode) != 0 { failure = "cannot chmod \(temp): \(errnoText())" }
-        if failure == nil, fsync(fd) != 0 { failure = "cannot fsync \(temp): \(errnoText())" }
-        close(fd)
-        if let failure {
-            unlink(temp)
-            throw VaultError(.unavailable, failure)
-        }
-        return temp
     }
 
     static func syncDirectory(_ directory: String) throws(VaultError) {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw VaultError(.unavailable, "cannot open directory \(directory): \(errnoText())") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw VaultError(.unavailable, "cannot fsync directory \(directory): \(errnoText())") }
+        try mapped { () throws(SystemFileError) in try SystemFile.fsyncDirectory(directory) }
     }
 
     /// Runs `body` holding an exclusive `flock` on `lockPath`. The lock belongs to this open file
@@ -186,14 +129,5 @@ enum VaultFiles {
         }
     }
 
-    static func octal(_ mode: mode_t) -> String {
-        let digits = String(mode & 0o7777, radix: 8)
-        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-    }
+    static func octal(_ mode: mode_t) -> String { SystemFile.octal(mode) }
 }
-
-#if canImport(Glibc)
-private let posixRead = Glibc.read
-#else
-private let posixRead = Darwin.read
-#endif
