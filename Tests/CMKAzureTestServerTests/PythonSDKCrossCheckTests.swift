@@ -49,6 +49,9 @@ struct PythonSDKCrossCheckTests {
             #expect(try step("get_after_delete")["not_found"] as? Bool == true)
             #expect(try step("recover")["same_latest"] as? Bool == true)
             #expect(try step("unwrap_after_recover")["matches"] as? Bool == true)
+            #expect(try step("certificate_credential")["version"] as? String == rotate["version"] as? String)
+            let assertionGrant = harness.server.requests.filter { $0.endpoint == .token && $0.status == 200 }
+            #expect(assertionGrant.count >= 2, "both the secret and the certificate credential should have got a token")
             let purge = try step("purge")
             #expect(purge["refused"] as? Bool == true && purge["status"] as? Int == 403)
             let vaultCalls = harness.server.requests.filter { $0.endpoint == .vault }
@@ -72,6 +75,11 @@ struct PythonSDKCrossCheckTests {
         environment["AKV_CLIENT_SECRET"] = Harness.secret
         environment["AKV_CA_FILE"] = harness.ca.caCertificatePath
         environment["AKV_API_VERSION"] = apiVersion
+        let combined = harness.ca.directory + "/client-combined.pem"
+        let pem = try String(contentsOfFile: harness.ca.client.certificatePath, encoding: .utf8)
+            + String(contentsOfFile: harness.ca.client.privateKeyPath, encoding: .utf8)
+        try Data(pem.utf8).write(to: URL(fileURLWithPath: combined))
+        environment["AKV_CLIENT_CERTIFICATE"] = combined
         let run = try ProcessRunner.run(python, [script], environment: environment)
         let result = (try? JSONSerialization.jsonObject(with: run.output)) as? [String: Any] ?? [:]
         if run.status == 3 {

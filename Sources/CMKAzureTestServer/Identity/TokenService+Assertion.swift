@@ -19,8 +19,9 @@ extension TokenService {
         else {
             return .invalidAssertion("The client assertion is not a well-formed JWT.", code: 50027)
         }
-        let thumbprintMatches = (header["x5t"] as? String) == certificate.thumbprintSHA1
-            || (header["x5t#S256"] as? String) == certificate.thumbprintSHA256
+        // MSAL sends the thumbprints padded ("…="); JWS says unpadded. Entra ID takes both.
+        func unpadded(_ name: String) -> String? { (header[name] as? String)?.replacingOccurrences(of: "=", with: "") }
+        let thumbprintMatches = unpadded("x5t") == certificate.thumbprintSHA1 || unpadded("x5t#S256") == certificate.thumbprintSHA256
         guard thumbprintMatches else {
             return .invalidAssertion("The certificate with identifier used to sign the client assertion is not registered on application.", code: 700027)
         }

@@ -5,7 +5,8 @@ prints one JSON object with what each step saw. Exit status 0 only if every step
 SDK expects of the real service.
 
 Input (environment): AKV_VAULT_URL, AKV_AUTHORITY, AKV_TENANT_ID, AKV_CLIENT_ID, AKV_CLIENT_SECRET,
-AKV_CA_FILE, optional AKV_API_VERSION (default: the SDK's default).
+AKV_CA_FILE, AKV_CLIENT_CERTIFICATE (PEM with the registered client certificate and its key),
+optional AKV_API_VERSION (default: the SDK's default).
 """
 import json
 import os
@@ -14,7 +15,7 @@ import traceback
 
 try:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-    from azure.identity import ClientSecretCredential
+    from azure.identity import CertificateCredential, ClientSecretCredential
     from azure.keyvault.keys import KeyClient
     from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
     from cryptography.hazmat.primitives import hashes
@@ -112,6 +113,13 @@ def main():
     step("recover", version=recovered.properties.version, same_latest=recovered.properties.version == rotated.properties.version)
     unwrapped_again = crypto.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, wrapped)
     step("unwrap_after_recover", matches=unwrapped_again.key == dek)
+
+    # A certificate credential: MSAL signs a client assertion with the registered certificate.
+    certificate_credential = CertificateCredential(
+        env["AKV_TENANT_ID"], env["AKV_CLIENT_ID"], certificate_path=env["AKV_CLIENT_CERTIFICATE"],
+        authority=env["AKV_AUTHORITY"], disable_instance_discovery=True, connection_verify=ca)
+    via_certificate = KeyClient(vault_url, certificate_credential, **options).get_key(name)
+    step("certificate_credential", version=via_certificate.properties.version)
 
     client.begin_delete_key(name).result()
     try:
