@@ -30,7 +30,7 @@ public final class AzureKeyVaultTestServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
     private let channels: [any Channel]
-    private let dispatcher: Dispatcher
+    let dispatcher: Dispatcher
 
     private init(
         configuration: Configuration, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channels: [any Channel],
