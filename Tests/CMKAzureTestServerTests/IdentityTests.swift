@@ -25,6 +25,22 @@ struct IdentityTests {
         }
     }
 
+    @Test("the client secret may also come as HTTP Basic authentication (client_secret_basic)")
+    func clientSecretBasic() async throws {
+        try await Harness.with { harness in
+            let client = harness.server.configuration.clientID
+            func post(secret: String) async throws -> Harness.Reply {
+                let basic = Data("\(client):\(secret)".utf8).base64EncodedString()
+                return try await harness.send(
+                    .POST, harness.server.tokenEndpoint, query: nil,
+                    form: ["grant_type": "client_credentials", "scope": "https://vault.azure.net/.default"], headers: [("Authorization", "Basic \(basic)")])
+            }
+            let good = try await post(secret: Harness.secret), wrong = try await post(secret: "wrong")
+            #expect(good.status == 200)
+            #expect(wrong.status == 401)
+        }
+    }
+
     @Test("wrong secret, client, tenant, grant and scope get Entra ID's errors")
     func tokenErrors() async throws {
         try await Harness.with { harness in

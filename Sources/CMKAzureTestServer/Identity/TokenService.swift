@@ -70,7 +70,7 @@ final class TokenService: Sendable {
         let segments = request.segments
         if segments.count == 4, segments[1] == "oauth2", segments[2] == "v2.0", segments[3] == "token" {
             guard request.method == "POST" else { return AADError.invalidRequest("The token endpoint accepts only POST.").response(status: 405) }
-            return token(tenant: segments[0], body: request.body)
+            return token(tenant: segments[0], body: request.body, authorization: request.header("Authorization"))
         }
         if segments.count == 4, segments[1] == "v2.0", segments[2] == ".well-known", segments[3] == "openid-configuration" {
             return openIDConfiguration(tenant: segments[0])
@@ -81,11 +81,20 @@ final class TokenService: Sendable {
         return nil
     }
 
-    private func token(tenant: String, body: Data) -> ServerResponse {
+    private func token(tenant: String, body: Data, authorization: String?) -> ServerResponse {
         guard tenant == configuration.tenantID else {
             return AADError.tenantNotFound(tenant).response(status: 400)
         }
-        let form = FormEncoding.decode(String(decoding: body, as: UTF8.self))
+        var form = FormEncoding.decode(String(decoding: body, as: UTF8.self))
+        // client_secret_basic: `Authorization: Basic base64(client_id:client_secret)`, form-encoded parts.
+        if let authorization, authorization.lowercased().hasPrefix("basic "),
+            let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).map({ String(decoding: $0, as: UTF8.self) }),
+            let colon = decoded.firstIndex(of: ":")
+        {
+            let credentials = FormEncoding.decode("id=\(decoded[..<colon])&secret=\(decoded[decoded.index(after: colon)...])")
+            form["client_id"] = form["client_id"] ?? credentials["id"]
+            form["client_secret"] = form["client_secret"] ?? credentials["secret"]
+        }
         guard let grantType = form["grant_type"] else { return AADError.missingParameter("grant_type").response(status: 400) }
         guard grantType == "client_credentials" else { return AADError.unsupportedGrantType(grantType).response(status: 400) }
         guard let clientID = form["client_id"] else { return AADError.missingParameter("client_id").response(status: 400) }
