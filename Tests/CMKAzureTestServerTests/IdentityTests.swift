@@ -156,19 +156,27 @@ struct IdentityTests {
     @Test("a client that does not trust the test CA cannot connect; one that does can")
     func tlsTrust() async throws {
         try await Harness.with { harness in
-            let untrusting = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: .makeClientConfiguration()))
-            await #expect(throws: (any Error).self) {
+            // AsyncHTTPClient retries failed connection attempts until the connect timeout; keep it short.
+            func client(_ tls: TLSConfiguration) -> HTTPClient {
+                var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+                configuration.timeout.connect = .seconds(2)
+                return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            }
+            let untrusting = client(.makeClientConfiguration())
+            let refusal = await #expect(throws: (any Error).self) {
                 _ = try await harness.send(.GET, "/keys/k/", client: untrusting)
             }
+            #expect(String(reflecting: refusal as Any).contains("CERTIFICATE_VERIFY_FAILED"), "\(String(reflecting: refusal as Any))")
             try await untrusting.shutdown()
             let other = try TestCertificateAuthority.make()
             defer { other.remove() }
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.trustRoots = .file(other.caCertificatePath)
-            let wrongCA = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
-            await #expect(throws: (any Error).self) {
+            let wrongCA = client(tls)
+            let wrongRefusal = await #expect(throws: (any Error).self) {
                 _ = try await harness.send(.GET, "/keys/k/", client: wrongCA)
             }
+            #expect(String(reflecting: wrongRefusal as Any).contains("CERTIFICATE_VERIFY_FAILED"), "\(String(reflecting: wrongRefusal as Any))")
             try await wrongCA.shutdown()
             #expect(try await harness.send(.GET, "/keys/k/").status == 401)
             let localhost = harness.server.vaultURL.replacingOccurrences(of: "127.0.0.1", with: "localhost")
