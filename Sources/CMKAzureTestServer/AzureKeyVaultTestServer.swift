@@ -137,3 +137,24 @@ public final class AzureKeyVaultTestServer: Sendable {
     /// Forgets every issued token, so the next vault call gets 401 and the client must re-authenticate.
     public func revokeTokens() { dispatcher.identity.revokeAll() }
 }
+
+extension AzureKeyVaultTestServer {
+    /// Starts a server, runs `body`, and shuts the server down however `body` ends. Without a
+    /// certificate authority, a fresh one is made for the server and removed afterwards.
+    public static func withServer<T>(
+        _ configuration: Configuration, certificateAuthority: TestCertificateAuthority? = nil,
+        _ body: (AzureKeyVaultTestServer, TestCertificateAuthority) async throws -> T
+    ) async throws -> T {
+        let ca = try certificateAuthority ?? TestCertificateAuthority.make()
+        defer { if certificateAuthority == nil { ca.remove() } }
+        let server = try await start(configuration, tls: ca.server)
+        do {
+            let result = try await body(server, ca)
+            try await server.shutdown()
+            return result
+        } catch {
+            try? await server.shutdown()
+            throw error
+        }
+    }
+}

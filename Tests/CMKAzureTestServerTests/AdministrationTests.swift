@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 @testable import CMKAzureTestServer
@@ -27,6 +28,38 @@ struct AdministrationTests {
             try server.recoverKey("admin")
             #expect(try await harness.send(.GET, "/keys/admin/", token: token).status == 200)
             #expect(throws: TestServerError.self) { try server.rotateKey("absent") }
+        }
+    }
+}
+
+@Suite("Azure test server: scoped start")
+struct ScopedServerTests {
+    @Test("withServer makes a certificate authority when given none, and removes it and stops the server afterwards")
+    func scoped() async throws {
+        let (directory, url) = try await AzureKeyVaultTestServer.withServer(.init(clientSecret: "s")) { server, ca in
+            #expect(FileManager.default.fileExists(atPath: ca.caCertificatePath))
+            #expect(!FileManager.default.fileExists(atPath: ca.directory + "/ca.key"), "the CA key must not outlive signing")
+            #expect(Socket.connect(port: Int(server.vaultURL.split(separator: ":").last ?? "") ?? 0), "the listener should be open")
+            return (ca.directory, server.vaultURL)
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory))
+        let port = try #require(Int(url.split(separator: ":").last ?? ""))
+        #expect(Socket.connect(port: port) == false, "the listener should be closed")
+    }
+}
+
+/// A plain TCP connect to 127.0.0.1, to see whether a port still listens.
+enum Socket {
+    static func connect(port: Int) -> Bool {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 }

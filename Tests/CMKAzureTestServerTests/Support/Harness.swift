@@ -20,25 +20,23 @@ struct Harness {
         _ configure: (inout AzureKeyVaultTestServer.Configuration) -> Void = { _ in },
         _ body: (Harness) async throws -> T
     ) async throws -> T {
+        let clock = ManualClock(Date())
         let ca = try TestCertificateAuthority.make()
         defer { ca.remove() }
-        let clock = ManualClock(Date())
         var configuration = AzureKeyVaultTestServer.Configuration(clientSecret: secret, clientCertificate: ca.client, clock: clock)
         configure(&configuration)
-        let server = try await AzureKeyVaultTestServer.start(configuration, tls: ca.server)
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .file(ca.caCertificatePath)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
-        let harness = Harness(ca: ca, server: server, clock: clock, http: http)
-        do {
-            let result = try await body(harness)
-            try await http.shutdown()
-            try await server.shutdown()
-            return result
-        } catch {
-            try? await http.shutdown()
-            try? await server.shutdown()
-            throw error
+        return try await AzureKeyVaultTestServer.withServer(configuration, certificateAuthority: ca) { server, ca in
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .file(ca.caCertificatePath)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            do {
+                let result = try await body(Harness(ca: ca, server: server, clock: clock, http: http))
+                try await http.shutdown()
+                return result
+            } catch {
+                try? await http.shutdown()
+                throw error
+            }
         }
     }
 
