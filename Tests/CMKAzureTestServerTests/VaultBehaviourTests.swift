@@ -71,6 +71,9 @@ struct VaultBehaviourTests {
                 #expect(try await harness.send(.GET, path, token: token).json.version == rotated.json.version)
             }
             #expect(try await harness.send(.GET, "/keys/root/\(first.version)", token: token).json.version == first.version)
+            // Identifiers are case-insensitive; answers keep the name as created.
+            let shouted = try await harness.send(.GET, "/keys/ROOT/\(first.version.uppercased())", token: token)
+            #expect(shouted.status == 200 && shouted.json.kid == first.kid)
             let missing = try await harness.send(.GET, "/keys/root/\(String(repeating: "0", count: 32))", token: token)
             #expect(missing.status == 404)
             #expect(missing.errorCode == "KeyNotFound")

@@ -36,7 +36,8 @@ struct KeyRecord: Sendable {
 
     var latest: KeyVersionRecord { versions[versions.count - 1] }
 
-    func index(of version: String) -> Int? { versions.firstIndex { $0.version == version } }
+    /// Versions compare case-insensitively, like every Key Vault identifier.
+    func index(of version: String) -> Int? { versions.firstIndex { $0.version == version.lowercased() } }
 }
 
 /// A soft-deleted key, recoverable until `scheduledPurgeDate`.

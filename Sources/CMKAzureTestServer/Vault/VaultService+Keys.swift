@@ -22,14 +22,14 @@ extension VaultService {
             throw KeyVaultError.badParameter("Exportable keys require a release policy, which this emulator does not support.")
         }
         try validValidity(nbf: request.attributes?.nbf, exp: request.attributes?.exp)
-        if state.withLock({ $0.deleted[name] != nil }) { throw KeyVaultError.conflictDeleted(name) }
+        if state.withLock({ $0.deleted[name.lowercased()] != nil }) { throw KeyVaultError.conflictDeleted(name) }
 
         let record = try newVersion(
             kty: kty, size: size, keyOps: keyOps, enabled: request.attributes?.enabled ?? true,
             nbf: request.attributes?.nbf, exp: request.attributes?.exp, tags: tags)
         try state.withLock { state in
-            if state.deleted[name] != nil { throw KeyVaultError.conflictDeleted(name) }
-            state.keys[name, default: KeyRecord(name: name, versions: [])].versions.append(record)
+            if state.deleted[name.lowercased()] != nil { throw KeyVaultError.conflictDeleted(name) }
+            state.keys[name.lowercased(), default: KeyRecord(name: name, versions: [])].versions.append(record)
         }
         return .json(200, bundle(name, record))
     }
@@ -37,12 +37,12 @@ extension VaultService {
     /// A new version with the current version's type, size, operations and tags (what `rotate` does
     /// without a rotation policy).
     func rotateKey(_ name: String) throws -> ServerResponse {
-        guard let latest = state.withLock({ $0.keys[name]?.latest }) else { throw KeyVaultError.keyNotFound(name) }
+        guard let latest = state.withLock({ $0.keys[name.lowercased()]?.latest }) else { throw KeyVaultError.keyNotFound(name) }
         let record = try newVersion(
             kty: latest.kty, size: latest.keySize, keyOps: latest.keyOps, enabled: true, nbf: nil, exp: nil, tags: latest.tags)
         try state.withLock { state in
-            guard state.keys[name] != nil else { throw KeyVaultError.keyNotFound(name) }
-            state.keys[name]?.versions.append(record)
+            guard state.keys[name.lowercased()] != nil else { throw KeyVaultError.keyNotFound(name) }
+            state.keys[name.lowercased()]?.versions.append(record)
         }
         return .json(200, bundle(name, record))
     }
@@ -54,7 +54,7 @@ extension VaultService {
     /// The version asked for, or the current one; 404 KeyNotFound as Azure words it.
     func lookUp(_ name: String, version: String?) throws -> KeyVersionRecord {
         try state.withLock { state in
-            guard let key = state.keys[name] else { throw KeyVaultError.keyNotFound(name) }
+            guard let key = state.keys[name.lowercased()] else { throw KeyVaultError.keyNotFound(name) }
             guard let version else { return key.latest }
             guard let index = key.index(of: version) else { throw KeyVaultError.versionNotFound(name, version) }
             return key.versions[index]
@@ -67,7 +67,7 @@ extension VaultService {
         let tags = try validTags(request.tags)
         let now = now
         let updated: KeyVersionRecord = try state.withLock { state in
-            guard var key = state.keys[name] else { throw KeyVaultError.keyNotFound(name) }
+            guard var key = state.keys[name.lowercased()] else { throw KeyVaultError.keyNotFound(name) }
             let index = try version.map { version in
                 guard let index = key.index(of: version) else { throw KeyVaultError.versionNotFound(name, version) }
                 return index
@@ -83,7 +83,7 @@ extension VaultService {
             try validValidity(nbf: record.notBefore, exp: record.expires)
             record.updated = now
             key.versions[index] = record
-            state.keys[name] = key
+            state.keys[name.lowercased()] = key
             return record
         }
         return .json(200, bundle(name, updated))
@@ -93,25 +93,25 @@ extension VaultService {
         let now = now
         let retention = configuration.retentionDays * 86_400
         let deleted: DeletedKeyRecord = try state.withLock { state in
-            guard let key = state.keys.removeValue(forKey: name) else { throw KeyVaultError.keyNotFound(name) }
+            guard let key = state.keys.removeValue(forKey: name.lowercased()) else { throw KeyVaultError.keyNotFound(name) }
             let deleted = DeletedKeyRecord(key: key, deletedDate: now, scheduledPurgeDate: now + retention)
-            state.deleted[name] = deleted
+            state.deleted[name.lowercased()] = deleted
             return deleted
         }
         return .json(200, deletedBundle(deleted))
     }
 
     func getDeletedKey(_ name: String) throws -> ServerResponse {
-        guard let deleted = state.withLock({ $0.deleted[name] }) else { throw KeyVaultError.deletedKeyNotFound(name) }
+        guard let deleted = state.withLock({ $0.deleted[name.lowercased()] }) else { throw KeyVaultError.deletedKeyNotFound(name) }
         return .json(200, deletedBundle(deleted))
     }
 
     func recoverDeletedKey(_ name: String) throws -> ServerResponse {
         let key: KeyRecord = try state.withLock { state in
-            guard let deleted = state.deleted[name] else { throw KeyVaultError.deletedKeyNotFound(name) }
-            guard state.keys[name] == nil else { throw KeyVaultError.conflictExists(name) }
-            state.deleted[name] = nil
-            state.keys[name] = deleted.key
+            guard let deleted = state.deleted[name.lowercased()] else { throw KeyVaultError.deletedKeyNotFound(name) }
+            guard state.keys[name.lowercased()] == nil else { throw KeyVaultError.conflictExists(name) }
+            state.deleted[name.lowercased()] = nil
+            state.keys[name.lowercased()] = deleted.key
             return deleted.key
         }
         return .json(200, bundle(name, key.latest))
@@ -121,9 +121,9 @@ extension VaultService {
         let protected = configuration.purgeProtection
         let vault = vaultName
         try state.withLock { state in
-            guard state.deleted[name] != nil else { throw KeyVaultError.deletedKeyNotFound(name) }
+            guard state.deleted[name.lowercased()] != nil else { throw KeyVaultError.deletedKeyNotFound(name) }
             if protected { throw KeyVaultError.purgeProtected(vault: vault) }
-            state.deleted[name] = nil
+            state.deleted[name.lowercased()] = nil
         }
         return ServerResponse(status: 204)
     }

@@ -61,7 +61,7 @@ final class VaultService: Sendable {
         case ("keys", 1) where method == "GET":
             return try listKeys(query: query, apiVersion: apiVersion)
         case ("keys", 2...):
-            let name = try validName(segments[1])
+            let name = storedName(try validName(segments[1]))
             let rest = Array(segments.dropFirst(2))
             switch (method, rest) {
             case ("POST", ["create"]): return try createKey(name, body: request.body)
@@ -80,7 +80,7 @@ final class VaultService: Sendable {
         case ("deletedkeys", 1) where method == "GET":
             return try listDeletedKeys(query: query, apiVersion: apiVersion)
         case ("deletedkeys", 2...):
-            let name = try validName(segments[1])
+            let name = storedName(try validName(segments[1]))
             switch (method, Array(segments.dropFirst(2))) {
             case ("GET", []): return try getDeletedKey(name)
             case ("DELETE", []): return try purgeDeletedKey(name)
@@ -98,6 +98,12 @@ final class VaultService: Sendable {
             throw KeyVaultError.badParameter("The request URI contains an invalid name: \(name)")
         }
         return name
+    }
+
+    /// Key names are case-insensitive in Key Vault: state is keyed by the lowercased name, and
+    /// answers show the name as it was created.
+    private func storedName(_ name: String) -> String {
+        state.withLock { $0.keys[name.lowercased()]?.name ?? $0.deleted[name.lowercased()]?.key.name } ?? name
     }
 
     /// Removes soft-deleted keys whose retention has passed (the service purges them itself).
