@@ -18,7 +18,7 @@ struct PythonSDKCrossCheckTests {
 
     @Test("the official SDK completes the key lifecycle against the emulator", arguments: ["2025-07-01", "7.6"])
     func lifecycle(_ apiVersion: String) async throws {
-        try await Harness.with({ $0.retentionDays = 7; $0.purgeProtection = true }) { harness in
+        try await Harness.with({ $0.retentionDays = 7; $0.purgeProtection = true; $0.managedIdentityClientID = "sdk-managed-identity" }) { harness in
             let result = try Self.run(harness: harness, apiVersion: apiVersion)
             let steps = try #require(result["steps"] as? [[String: Any]], "script output: \(result)")
             func step(_ name: String) throws -> [String: Any] {
@@ -50,6 +50,8 @@ struct PythonSDKCrossCheckTests {
             #expect(try step("recover")["same_latest"] as? Bool == true)
             #expect(try step("unwrap_after_recover")["matches"] as? Bool == true)
             #expect(try step("certificate_credential")["version"] as? String == rotate["version"] as? String)
+            #expect(try step("managed_identity")["version"] as? String == rotate["version"] as? String)
+            #expect(harness.server.requests.contains { $0.endpoint == .imds && $0.status == 200 })
             let assertionGrant = harness.server.requests.filter { $0.endpoint == .token && $0.status == 200 }
             #expect(assertionGrant.count >= 2, "both the secret and the certificate credential should have got a token")
             let purge = try step("purge")
@@ -80,6 +82,11 @@ struct PythonSDKCrossCheckTests {
             + String(contentsOfFile: harness.ca.client.privateKeyPath, encoding: .utf8)
         try Data(pem.utf8).write(to: URL(fileURLWithPath: combined))
         environment["AKV_CLIENT_CERTIFICATE"] = combined
+        environment["AKV_MANAGED_IDENTITY_CLIENT_ID"] = harness.server.configuration.managedIdentityClientID
+        environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = harness.server.imdsEndpoint
+        for name in ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT"] {
+            environment[name] = nil  // other managed-identity hosts would take precedence over IMDS
+        }
         let run = try ProcessRunner.run(python, [script], environment: environment)
         let result = (try? JSONSerialization.jsonObject(with: run.output)) as? [String: Any] ?? [:]
         if run.status == 3 {

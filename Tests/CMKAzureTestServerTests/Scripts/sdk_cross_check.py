@@ -6,7 +6,8 @@ SDK expects of the real service.
 
 Input (environment): AKV_VAULT_URL, AKV_AUTHORITY, AKV_TENANT_ID, AKV_CLIENT_ID, AKV_CLIENT_SECRET,
 AKV_CA_FILE, AKV_CLIENT_CERTIFICATE (PEM with the registered client certificate and its key),
-optional AKV_API_VERSION (default: the SDK's default).
+AKV_MANAGED_IDENTITY_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST (the emulator's IMDS listener,
+which azure-identity's IMDS credential honours), optional AKV_API_VERSION (default: the SDK's default).
 """
 import json
 import os
@@ -15,7 +16,7 @@ import traceback
 
 try:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-    from azure.identity import CertificateCredential, ClientSecretCredential
+    from azure.identity import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
     from azure.keyvault.keys import KeyClient
     from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
     from cryptography.hazmat.primitives import hashes
@@ -120,6 +121,11 @@ def main():
         authority=env["AKV_AUTHORITY"], disable_instance_discovery=True, connection_verify=ca)
     via_certificate = KeyClient(vault_url, certificate_credential, **options).get_key(name)
     step("certificate_credential", version=via_certificate.properties.version)
+
+    # Managed identity through IMDS (azure-identity probes it without the Metadata header first).
+    managed = ManagedIdentityCredential(client_id=env["AKV_MANAGED_IDENTITY_CLIENT_ID"])
+    via_managed_identity = KeyClient(vault_url, managed, **options).get_key(name)
+    step("managed_identity", version=via_managed_identity.properties.version)
 
     client.begin_delete_key(name).result()
     try:
