@@ -93,3 +93,15 @@ public struct TestServerError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension AzureKeyVaultTestServer.Configuration: CustomStringConvertible, CustomDebugStringConvertible {
+    /// Everything but the client secret, which prints as `<redacted>`.
+    public var description: String {
+        "Configuration(tenantID: \(tenantID), clientID: \(clientID), clientSecret: <redacted>, "
+            + "clientCertificate: \(clientCertificate == nil ? "none" : "registered"), managedIdentityClientID: \(managedIdentityClientID ?? "none"), "
+            + "tokenLifetime: \(tokenLifetime), retentionDays: \(retentionDays), purgeProtection: \(purgeProtection), "
+            + "rateLimit: \(rateLimit.map { "\($0.operations) per \($0.window)" } ?? "none"), vaultResource: \(vaultResource))"
+    }
+
+    public var debugDescription: String { description }
+}

@@ -32,6 +32,18 @@ struct AdministrationTests {
     }
 }
 
+@Suite("Azure test server: configuration")
+struct ConfigurationTests {
+    @Test("the client secret never appears when a configuration is printed")
+    func redacted() {
+        let configuration = AzureKeyVaultTestServer.Configuration(clientSecret: "very-secret-value")
+        for text in ["\(configuration)", String(reflecting: configuration)] {
+            #expect(!text.contains("very-secret-value"))
+            #expect(text.contains("<redacted>"))
+        }
+    }
+}
+
 @Suite("Azure test server: scoped start")
 struct ScopedServerTests {
     @Test("withServer makes a certificate authority when given none, and removes it and stops the server afterwards")
