@@ -8,6 +8,7 @@ import PackageDescription
 //   CMKEnvelope    envelope encryption: DEK wrapping (RSA-OAEP-256), segmented AES-256-GCM objects, DEK cache
 //   CMKLocalVault  the embedded default vault provider (a directory, private keys sealed at rest)
 //   CMKTesting     in-memory vault, manual clock, the KeyVault conformance suite
+//   CMKAzureTestServer  an Azure Key Vault emulator (keys REST API, token endpoint, IMDS, faults) over TLS for tests
 
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -22,6 +23,7 @@ let package = Package(
         .library(name: "CMKEnvelope", targets: ["CMKEnvelope"]),
         .library(name: "CMKLocalVault", targets: ["CMKLocalVault"]),
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
+        .library(name: "CMKAzureTestServer", targets: ["CMKAzureTestServer"]),
         .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
         .library(name: "CMKSyncer", targets: ["CMKSyncer"]),
         .library(name: "CMKDaemon", targets: ["CMKDaemon"]),
@@ -39,6 +41,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .target(
@@ -70,6 +75,19 @@ let package = Package(
                 "CMKCore", "CMKEnvelope",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CMKAzureTestServer",
+            dependencies: [
+                "CMKCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
@@ -155,6 +173,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "CMKSystemdTests", dependencies: ["CMKSystemd", "CMKDaemon", "CMKConfiguration"], exclude: ["Scripts"], swiftSettings: strict),
+        .testTarget(
+            name: "CMKAzureTestServerTests",
+            dependencies: [
+                "CMKAzureTestServer", "CMKCore", "CMKTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            exclude: ["Scripts"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "CMKConfigurationTests", dependencies: ["CMKConfiguration", "CMKCore"], swiftSettings: strict),
         .testTarget(name: "CMKAuditTests", dependencies: ["CMKAudit", "CMKCore"], swiftSettings: strict),
         .testTarget(

