@@ -7,6 +7,7 @@ import PackageDescription
 //   CMKCore        pure domain: keys, versions, snapshots, keyrings, errors, the KeyVault contract
 //   CMKEnvelope    envelope encryption: DEK wrapping (RSA-OAEP-256), segmented AES-256-GCM objects, DEK cache
 //   CMKLocalVault  the embedded default vault provider (a directory, private keys sealed at rest)
+//   CMKAzureKeyVault  the Azure Key Vault provider (keys REST API over HTTPS, OAuth2/managed identity)
 //   CMKTesting     in-memory vault, manual clock, the KeyVault conformance suite
 
 let strict: [SwiftSetting] = [
@@ -21,6 +22,7 @@ let package = Package(
         .library(name: "CMKCore", targets: ["CMKCore"]),
         .library(name: "CMKEnvelope", targets: ["CMKEnvelope"]),
         .library(name: "CMKLocalVault", targets: ["CMKLocalVault"]),
+        .library(name: "CMKAzureKeyVault", targets: ["CMKAzureKeyVault"]),
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
         .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
         .library(name: "CMKSyncer", targets: ["CMKSyncer"]),
@@ -39,6 +41,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(
@@ -65,6 +70,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "CMKAzureKeyVault",
+            dependencies: [
+                "CMKCore", "CMKEnvelope",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "CMKTesting",
             dependencies: [
                 "CMKCore", "CMKEnvelope",
@@ -84,7 +103,7 @@ let package = Package(
         .target(
             name: "CMKDaemon",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault",
+                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
                 "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -132,6 +151,15 @@ let package = Package(
         .testTarget(
             name: "CMKLocalVaultTests",
             dependencies: ["CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKAzureKeyVaultTests",
+            dependencies: [
+                "CMKCore", "CMKEnvelope", "CMKAzureKeyVault", "CMKTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
