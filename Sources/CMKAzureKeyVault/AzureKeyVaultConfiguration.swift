@@ -133,6 +133,15 @@ public enum AzureCredentialSource: Sendable, Hashable {
         case .managedIdentity:
             break
         }
+        // Fail at start-up, not at the first token fetch: the files must exist, be private and parse.
+        switch self {
+        case .clientSecret(_, _, let secretFile):
+            _ = try SecretFile.readSecret(secretFile, what: "client secret")
+        case .clientCertificate(_, _, let certificateFile, let keyFile):
+            _ = try ClientAssertion.make(clientID: "check", audience: "check", certificateFile: certificateFile, keyFile: keyFile, now: Date())
+        case .managedIdentity:
+            break
+        }
     }
 
     /// A tenant GUID or a verified domain (`contoso.onmicrosoft.com`); never a path.

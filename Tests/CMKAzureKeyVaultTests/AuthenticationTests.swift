@@ -100,6 +100,20 @@ struct AuthenticationTests {
         #expect(try SecretFile.readSecret(path, what: "client secret").reveal() == "s3cr3t-client-value")
     }
 
+    @Test("a missing or public secret file fails when the provider is made, not at the first pass")
+    func credentialFilesAreCheckedAtStart() throws {
+        let path = try Fixtures.secretFile()
+        var configuration = Fixtures.configuration(secretFile: path + ".missing")
+        let missing = #expect(throws: VaultError.self) { _ = try AzureKeyVault(configuration: configuration, transport: ScriptedTransport()) }
+        #expect(missing?.code == .misconfigured && missing?.reason.contains(".missing") == true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
+        configuration = Fixtures.configuration(secretFile: path)
+        let open = #expect(throws: VaultError.self) { _ = try AzureKeyVault(configuration: configuration, transport: ScriptedTransport()) }
+        #expect(open?.reason.contains("mode 640") == true)
+        configuration.credential = .clientCertificate(tenantID: Fixtures.tenant, clientID: "c", certificateFile: path, keyFile: path)
+        #expect(throws: VaultError.self) { _ = try AzureKeyVault(configuration: configuration, transport: ScriptedTransport()) }
+    }
+
     @Test("managed identity asks IMDS with Metadata: true and reads expires_in as a string")
     func managedIdentity() async throws {
         let transport = IMDSTransport()
