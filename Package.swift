@@ -7,6 +7,7 @@ import PackageDescription
 //   CMKCore        pure domain: keys, versions, snapshots, keyrings, errors, the KeyVault contract
 //   CMKEnvelope    envelope encryption: DEK wrapping (RSA-OAEP-256), segmented AES-256-GCM objects, DEK cache
 //   CMKLocalVault  the embedded default vault provider (a directory, private keys sealed at rest)
+//   CMKAzureKeyVault  the Azure Key Vault provider (keys REST API over HTTPS, OAuth2/managed identity)
 //   CMKTesting     in-memory vault, manual clock, the KeyVault conformance suite
 //   CMKAzureTestServer  an Azure Key Vault emulator (keys REST API, token endpoint, IMDS, faults) over TLS for tests
 
@@ -22,6 +23,7 @@ let package = Package(
         .library(name: "CMKCore", targets: ["CMKCore"]),
         .library(name: "CMKEnvelope", targets: ["CMKEnvelope"]),
         .library(name: "CMKLocalVault", targets: ["CMKLocalVault"]),
+        .library(name: "CMKAzureKeyVault", targets: ["CMKAzureKeyVault"]),
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
         .library(name: "CMKAzureTestServer", targets: ["CMKAzureTestServer"]),
         .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
@@ -70,6 +72,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "CMKAzureKeyVault",
+            dependencies: [
+                "CMKCore", "CMKEnvelope",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "CMKTesting",
             dependencies: [
                 "CMKCore", "CMKEnvelope",
@@ -102,7 +118,7 @@ let package = Package(
         .target(
             name: "CMKDaemon",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault",
+                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
                 "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -150,6 +166,15 @@ let package = Package(
         .testTarget(
             name: "CMKLocalVaultTests",
             dependencies: ["CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKAzureKeyVaultTests",
+            dependencies: [
+                "CMKCore", "CMKEnvelope", "CMKAzureKeyVault", "CMKTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

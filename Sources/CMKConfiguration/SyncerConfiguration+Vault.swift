@@ -3,17 +3,19 @@ import CMKCore
 extension SyncerConfiguration {
     /// `vault`: which vault holds the root key and how to reach it.
     public struct Vault: Sendable, Hashable {
-        /// The vault providers this build implements. The names `azure` and `pkcs11` are
-        /// recognised in files but refused as not available in this build.
+        /// The vault providers this build implements. The name `pkcs11` is recognised in files
+        /// but refused as not available in this build.
         public enum Provider: String, Sendable, Hashable, CaseIterable {
             /// The embedded local vault (module `CMKLocalVault`): keys in a directory on this host.
             case local
+            /// Azure Key Vault (module `CMKAzureKeyVault`): the keys REST API over HTTPS.
+            case azure
         }
 
         /// Provider names that exist in the product but are not compiled into this build.
-        public static let unavailableProviders = ["azure", "pkcs11"]
+        public static let unavailableProviders = ["pkcs11"]
 
-        /// `vault.provider` (`local`, required, not secret).
+        /// `vault.provider` (`local` | `azure`, required, not secret).
         public var provider: Provider
 
         /// `vault.key` (key name, default `data-at-rest-rsa2048`, not secret): the root key's name;
@@ -24,10 +26,15 @@ extension SyncerConfiguration {
         /// settings. Non-nil exactly when ``provider`` is ``Provider/local``.
         public var local: LocalSettings?
 
-        public init(provider: Provider = .local, key: KeyReference, local: LocalSettings?) {
+        /// `vault.azure` (mapping, required when the provider is `azure`): the Azure Key Vault
+        /// provider's settings. Non-nil exactly when ``provider`` is ``Provider/azure``.
+        public var azure: AzureSettings?
+
+        public init(provider: Provider = .local, key: KeyReference, local: LocalSettings?, azure: AzureSettings? = nil) {
             self.provider = provider
             self.key = key
             self.local = local
+            self.azure = azure
         }
 
         /// `vault.local`: the settings of the local vault provider.
@@ -86,16 +93,22 @@ extension SyncerConfiguration {
                 case .file(let path):
                     return path
                 case .credential(let name):
-                    let directory = environment["CREDENTIALS_DIRECTORY"] ?? ""
-                    guard !directory.isEmpty else {
-                        throw ConfigurationError(
-                            .credentialsDirectoryMissing,
-                            "the master key is the systemd credential '\(name)' but $CREDENTIALS_DIRECTORY is not set: add LoadCredential=\(name):/etc/cmk-syncer/master.key (or LoadCredentialEncrypted=) to the unit, or use master-key-file",
-                            keyPath: "vault.local.master-key-credential", file: file)
-                    }
-                    return PathSyntax.normalise(directory.hasSuffix("/") ? directory + name : directory + "/" + name)
+                    return try SyncerConfiguration.Vault.credentialPath(
+                        name, environment: environment, keyPath: "vault.local.master-key-credential", file: file,
+                        missing: "the master key is the systemd credential '\(name)' but $CREDENTIALS_DIRECTORY is not set: add LoadCredential=\(name):/etc/cmk-syncer/master.key (or LoadCredentialEncrypted=) to the unit, or use master-key-file")
                 }
             }
+        }
+
+        /// The file of the systemd credential `name` in `$CREDENTIALS_DIRECTORY`; throws
+        /// ``ConfigurationError/Code/credentialsDirectoryMissing`` with `missing` when the variable is unset.
+        static func credentialPath(_ name: String, environment: [String: String], keyPath: String, file: String,
+                                   missing: String) throws(ConfigurationError) -> String {
+            let directory = environment["CREDENTIALS_DIRECTORY"] ?? ""
+            guard !directory.isEmpty else {
+                throw ConfigurationError(.credentialsDirectoryMissing, missing, keyPath: keyPath, file: file)
+            }
+            return PathSyntax.normalise(directory.hasSuffix("/") ? directory + name : directory + "/" + name)
         }
     }
 }

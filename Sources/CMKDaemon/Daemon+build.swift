@@ -1,5 +1,6 @@
 import CMKAccounts
 import CMKAudit
+import CMKAzureKeyVault
 import CMKConfiguration
 import CMKCore
 import CMKDirectoryStorage
@@ -8,6 +9,7 @@ import CMKLocalVault
 import CMKSQLiteStorage
 import CMKSyncer
 import Foundation
+import Logging
 
 extension Daemon {
     /// Builds the service graph. With `create` settings in the configuration (the embedded
@@ -67,7 +69,48 @@ extension Daemon {
                 _ = try await vault.createKey(configuration.vault.key, size: RSAKeySize(rawValue: local.keySize) ?? .bits2048)
             }
             return (vault, vault)
+        case .azure:
+            guard let azure = configuration.vault.azure else {
+                throw VaultError(.misconfigured, "\(configuration.file): vault.azure is required when vault.provider is azure")
+            }
+            let settings = try azureConfiguration(azure, key: configuration.vault.key, environment: environment, file: configuration.file)
+            let transport: AsyncHTTPClientTransport
+            do {
+                transport = try AsyncHTTPClientTransport.shared(caFile: settings.caFile, timeout: settings.timeout)
+            } catch {
+                throw VaultError(.misconfigured, "\(configuration.file): vault.azure.ca-file: \(error)")
+            }
+            // Keys of the azure provider are managed in Azure: no administration for cmkctl.
+            return (try AzureKeyVault(configuration: settings, transport: transport, logger: Logger(label: "cmk.vault.azure")), nil)
         }
+    }
+
+    /// The provider's configuration from `vault.azure`; the client secret's path is resolved
+    /// here (a systemd credential needs `$CREDENTIALS_DIRECTORY`).
+    static func azureConfiguration(_ azure: SyncerConfiguration.Vault.AzureSettings, key: KeyReference,
+                                   environment: [String: String], file: String) throws -> AzureKeyVaultConfiguration {
+        let credential: AzureCredentialSource
+        switch azure.credential {
+        case .clientSecretCredential, .clientSecretFile:
+            let path = try azure.clientSecretPath(environment: environment, file: file) ?? ""
+            credential = .clientSecret(tenantID: azure.tenantID ?? "", clientID: azure.clientID ?? "", secretFile: path)
+        case .clientCertificate(let certificateFile, let keyFile):
+            credential = .clientCertificate(tenantID: azure.tenantID ?? "", clientID: azure.clientID ?? "",
+                                            certificateFile: certificateFile, keyFile: keyFile)
+        case .managedIdentity(let clientID):
+            credential = .managedIdentity(clientID: clientID)
+        }
+        guard let vaultURL = URL(string: azure.vaultURL), let authority = URL(string: azure.authorityHost),
+              let imds = URL(string: azure.imdsEndpoint) else {
+            throw VaultError(.misconfigured, "\(file): vault.azure has a URL that does not parse")
+        }
+        return AzureKeyVaultConfiguration(
+            vaultURL: vaultURL, credential: credential, apiVersion: azure.apiVersion, authorityHost: authority, imdsEndpoint: imds,
+            resource: azure.resource, caFile: azure.caFile, timeout: azure.timeout,
+            rateLimit: .init(operations: azure.rateLimitOperations, period: azure.rateLimitPeriod),
+            retry: RequestRetryPolicy(maxAttempts: azure.retries + 1, baseDelay: .milliseconds(500), maxDelay: .seconds(4),
+                                                maximumRetryAfter: .seconds(10)),
+            keyName: key.name)
     }
 
     static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference) throws -> Account {

@@ -43,6 +43,8 @@ struct ShippedFilesTests {
         var paths = SyncerConfiguration.topLevelKeys
         paths += ConfigurationDecoder.vaultKeys.map { "vault.\($0)" }
         paths += ConfigurationDecoder.localKeys.map { "vault.local.\($0)" }
+        paths += ConfigurationDecoder.azureKeys.map { "vault.azure.\($0)" }
+        paths += ConfigurationDecoder.rateLimitKeys.map { "vault.azure.rate-limit.\($0)" }
         paths += ConfigurationDecoder.accountKeys.map { "accounts[].\($0)" }
         paths += ConfigurationDecoder.syncKeys.map { "sync.\($0)" }
         paths += ConfigurationDecoder.retryKeys.map { "sync.retry.\($0)" }

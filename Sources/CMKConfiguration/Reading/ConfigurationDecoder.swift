@@ -26,7 +26,7 @@ struct ConfigurationDecoder {
         let runtimeDirectory = try directory(top, "runtime-directory", base: configDirectory, variable: "RUNTIME_DIRECTORY",
                                              fallback: SyncerConfiguration.defaultRuntimeDirectory)
         guard let vaultNode = top["vault"] else {
-            throw reader.error(.missingKey, "vault", "is required: a mapping with provider (accepted: local), key and local", at: nil)
+            throw reader.error(.missingKey, "vault", "is required: a mapping with provider (accepted: local, azure), key and local or azure", at: nil)
         }
         let vault = try decodeVault(vaultNode)
         guard let accountsNode = top["accounts"] else {
@@ -57,7 +57,7 @@ struct ConfigurationDecoder {
 
     // MARK: vault
 
-    static let vaultKeys = ["provider", "key", "local"] + SyncerConfiguration.Vault.unavailableProviders
+    static let vaultKeys = ["provider", "key", "local", "azure"] + SyncerConfiguration.Vault.unavailableProviders
     static let localKeys = ["directory", "master-key-file", "master-key-credential", "create", "key-size", "retention-days", "purge-protection"]
 
     private func decodeVault(_ node: Node) throws(ConfigurationError) -> SyncerConfiguration.Vault {
@@ -82,12 +82,28 @@ struct ConfigurationDecoder {
                 throw reader.error(.invalidValue, "vault.key", "'\(key)' is not a valid key name (accepted: 1-127 characters of A-Z, a-z, 0-9 and '-')", at: keyNode)
             }
         }
-        guard let localNode = section["local"] else {
-            throw reader.error(.missingKey, "vault.local", "is required when vault.provider is 'local': a mapping with master-key-file or master-key-credential", at: nil)
+        var local: SyncerConfiguration.Vault.LocalSettings?
+        var azure: SyncerConfiguration.Vault.AzureSettings?
+        switch provider {
+        case .local:
+            if section["azure"] != nil {
+                throw reader.error(.unknownKey, "vault.azure", "is for vault.provider 'azure'; the provider is 'local' (remove vault.azure or change the provider)", at: section.entries["azure"]?.key)
+            }
+            guard let localNode = section["local"] else {
+                throw reader.error(.missingKey, "vault.local", "is required when vault.provider is 'local': a mapping with master-key-file or master-key-credential", at: nil)
+            }
+            local = try decodeLocal(localNode)
+        case .azure:
+            if section["local"] != nil {
+                throw reader.error(.unknownKey, "vault.local", "is for vault.provider 'local'; the provider is 'azure' (remove vault.local or change the provider)", at: section.entries["local"]?.key)
+            }
+            guard let azureNode = section["azure"] else {
+                throw reader.error(.missingKey, "vault.azure", "is required when vault.provider is 'azure': a mapping with vault-url and a credential (client-secret-credential, client-secret-file, client-certificate-file or managed-identity)", at: nil)
+            }
+            azure = try decodeAzure(azureNode)
         }
-        let local = try decodeLocal(localNode)
         do {
-            return SyncerConfiguration.Vault(provider: provider, key: try KeyReference(key), local: local)
+            return SyncerConfiguration.Vault(provider: provider, key: try KeyReference(key), local: local, azure: azure)
         } catch {
             throw reader.error(.invalidValue, "vault.key", error.reason, at: section["key"])
         }
