@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "CMKAzureKeyVaultTests",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAzureKeyVault", "CMKTesting",
+                "CMKCore", "CMKEnvelope", "CMKAzureKeyVault", "CMKTesting", "CMKAzureTestServer", "CMKAccounts", "CMKSyncer",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],

@@ -187,7 +187,7 @@ struct VaultBehaviourTests {
         }
     }
 
-    @Test("after exp wrap is refused but unwrap still works; before nbf both are refused; key_ops limit operations")
+    @Test("outside [nbf, exp) wrap is refused but unwrap still works; key_ops limit operations")
     func validityWindow() async throws {
         try await Harness.with { harness in
             let token = try await harness.token()
@@ -206,6 +206,19 @@ struct VaultBehaviourTests {
                 .POST, "/keys/timed/\(key.version)/unwrapkey", json: ["alg": "RSA-OAEP-256", "value": wrapped.json["value"] as? String ?? ""],
                 token: try await harness.token())
             #expect(unwrap.status == 200)
+
+            // Not yet valid again (nbf moved into the future): unwrap works, wrap does not, as Azure
+            // documents for date-time controlled operations.
+            let later = Int(harness.clock.now().timeIntervalSince1970)
+            let moved = try await harness.send(.PATCH, "/keys/timed/\(key.version)", json: ["attributes": ["nbf": later + 100_000, "exp": later + 200_000]],
+                                               token: try await harness.token())
+            #expect(moved.status == 200)
+            let earlyUnwrap = try await harness.send(
+                .POST, "/keys/timed/\(key.version)/unwrapkey", json: ["alg": "RSA-OAEP-256", "value": wrapped.json["value"] as? String ?? ""],
+                token: try await harness.token())
+            #expect(earlyUnwrap.status == 200 && earlyUnwrap.json["value"] as? String == dek)
+            let earlyWrap = try await harness.send(.POST, "/keys/timed/\(key.version)/wrapkey", json: ["alg": "RSA-OAEP-256", "value": dek], token: try await harness.token())
+            #expect(earlyWrap.status == 403 && earlyWrap.errorMessage?.contains("not yet valid") == true)
 
             let limited = try await harness.createKey("limited", token: try await harness.token(), body: ["kty": "RSA", "key_ops": ["unwrapKey"]])
             let refused = try await harness.send(

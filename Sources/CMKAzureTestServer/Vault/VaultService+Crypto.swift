@@ -34,7 +34,9 @@ extension VaultService {
         guard record.enabled else { throw KeyVaultError.disabled(operation.rawValue) }
         guard record.keyOps.contains(operation.rawValue) else { throw KeyVaultError.operationNotPermitted(operation.rawValue) }
         let now = now
-        if let nbf = record.notBefore, now < nbf { throw KeyVaultError.notYetValid(operation.rawValue) }
+        // Date-time controlled operations: outside [nbf, exp) a key still decrypts and unwraps
+        // (no 403); only encrypt and wrap are refused.
+        if let nbf = record.notBefore, now < nbf, operation.isProtecting { throw KeyVaultError.notYetValid(operation.rawValue) }
         if let exp = record.expires, now >= exp, operation.isProtecting { throw KeyVaultError.expired(operation.rawValue) }
 
         guard let alg = request.alg else {

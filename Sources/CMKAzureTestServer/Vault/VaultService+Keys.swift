@@ -65,6 +65,10 @@ extension VaultService {
         let request = try decode(Wire.UpdateKey.self, body)
         let keyOps = try validKeyOperations(request.key_ops)
         let tags = try validTags(request.tags)
+        // An explicit `null` clears `nbf`/`exp` (merge-patch semantics); an absent field keeps it.
+        let rawAttributes = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["attributes"] as? [String: Any]
+        let clearsNotBefore = rawAttributes?["nbf"] is NSNull
+        let clearsExpiry = rawAttributes?["exp"] is NSNull
         let now = now
         let updated: KeyVersionRecord = try state.withLock { state in
             guard var key = state.keys[name.lowercased()] else { throw KeyVaultError.keyNotFound(name) }
@@ -77,8 +81,8 @@ extension VaultService {
             if let tags { record.tags = tags }
             if let attributes = request.attributes {
                 if let enabled = attributes.enabled { record.enabled = enabled }
-                if let nbf = attributes.nbf { record.notBefore = nbf }
-                if let exp = attributes.exp { record.expires = exp }
+                if let nbf = attributes.nbf { record.notBefore = nbf } else if clearsNotBefore { record.notBefore = nil }
+                if let exp = attributes.exp { record.expires = exp } else if clearsExpiry { record.expires = nil }
             }
             try validValidity(nbf: record.notBefore, exp: record.expires)
             record.updated = now

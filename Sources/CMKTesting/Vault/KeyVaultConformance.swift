@@ -232,7 +232,11 @@ public struct KeyVaultConformance: Sendable {
                 try await c.expectError(.conflict, "purge before the scheduled date") { try await c.vault.purgeKey(c.key) }
                 try c.expect(try await c.vault.snapshot(of: c.key) != .missing(c.key), "a refused purge must keep the key")
                 c.clock.set(deleted.scheduledPurgeDate!.addingTimeInterval(1))
-                try await c.vault.purgeKey(c.key)
+                // After the scheduled date the purge is allowed; a vault that purges on schedule by
+                // itself (Azure Key Vault) may already have done it and answers not-found.
+                do {
+                    try await c.vault.purgeKey(c.key)
+                } catch let error as VaultError where error.code == .notFound {}
                 let after = try await c.vault.snapshot(of: c.key)
                 try c.expect(after == .missing(c.key), "a purged key must be missing, got \(after)")
                 try await c.expectError(.notFound, "recover after purge") { _ = try await c.vault.recoverKey(c.key) }
