@@ -2,7 +2,7 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build deps test run demo clean
+.PHONY: all build deps test run demo clean release deb test-deb
 
 all: build
 
@@ -18,6 +18,7 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
+	$(MAKE) test-deb
 
 # Runs the daemon in the foreground on the embedded default (./.cmk-demo).
 run:
@@ -29,5 +30,29 @@ demo: deps
 	$(SWIFT) build --product cmkctl
 	@bash scripts/demo.sh
 
+# Release binaries for the Debian package: the Swift runtime and Foundation linked statically,
+# system libraries (libc, libsystemd, libsqlite3) dynamically.
+RELEASE_FLAGS := -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now
+release: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-syncer
+	$(SWIFT) build $(RELEASE_FLAGS) --product cmkctl
+
+# swift-argument-parser's man page generator is an executable target of that dependency, not a
+# product, so it is built from the resolved checkout with a scratch path of its own.
+ARGUMENT_PARSER := .build/checkouts/swift-argument-parser
+GENERATE_MANUAL_FLAGS := --package-path $(ARGUMENT_PARSER) --scratch-path .build/generate-manual -c release
+DEB = dist/cmk-syncer_$(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version)_$(shell dpkg --print-architecture).deb
+
+# dist/cmk-syncer_<version>_<arch>.deb (docs/packaging.md).
+deb: release
+	$(SWIFT) build $(GENERATE_MANUAL_FLAGS) --product generate-manual
+	@bash packaging/build-deb.sh "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)" \
+		"$$($(SWIFT) build $(GENERATE_MANUAL_FLAGS) --show-bin-path)/generate-manual" dist
+
+# Installs the package into a temporary root and checks every file, script and tool on it.
+test-deb: deb
+	@bash packaging/test-deb.sh "$(DEB)" "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)" \
+		"$$($(SWIFT) build $(GENERATE_MANUAL_FLAGS) --show-bin-path)/generate-manual"
+
 clean:
-	rm -rf .build
+	rm -rf .build dist
