@@ -2,7 +2,7 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build deps test run demo clean
+.PHONY: all build deps test run demo bench bench-quick clean
 
 all: build
 
@@ -28,6 +28,19 @@ demo: deps
 	$(SWIFT) build --product cmk-syncer
 	$(SWIFT) build --product cmkctl
 	@bash scripts/demo.sh
+
+# Benchmarks against openssl and the targets in docs/performance.md. Not part of the test suite.
+# `bench` is the full run (about 20 minutes); `bench-quick` takes under 5 minutes after the build.
+# Both print a table and write JSON to bench-results/.
+bench: deps
+	$(SWIFT) build -c release --product cmk-syncer
+	$(SWIFT) build -c release --product cmk-bench
+	$$($(SWIFT) build -c release --show-bin-path)/cmk-bench run
+
+bench-quick: deps
+	$(SWIFT) build -c release --product cmk-syncer
+	$(SWIFT) build -c release --product cmk-bench
+	$$($(SWIFT) build -c release --show-bin-path)/cmk-bench run --quick
 
 clean:
 	rm -rf .build

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in libsqlite3-dev libsystemd-dev pkg-config systemd util-linux python3 python3-pip; do
+for pkg in libsqlite3-dev libsystemd-dev pkg-config systemd util-linux python3 python3-pip openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
