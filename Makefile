@@ -2,7 +2,7 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build deps test run demo clean release deb test-deb
+.PHONY: all build deps test run demo clean release deb test-deb bench bench-quick
 
 all: build
 
@@ -53,6 +53,18 @@ deb: release
 test-deb: deb
 	@bash packaging/test-deb.sh "$(DEB)" "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)" \
 		"$$($(SWIFT) build $(GENERATE_MANUAL_FLAGS) --show-bin-path)/generate-manual"
+
+# Benchmarks against openssl and the targets in docs/performance.md. Not part of the test suite.
+# `bench` is the full run (about 20 minutes); `bench-quick` takes under 5 minutes after the build.
+# Both print a table and write JSON to bench-results/. Same release flags as the package, so the
+# daemon measured is the one shipped and the build is shared.
+bench: release
+	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-bench
+	$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/cmk-bench run
+
+bench-quick: release
+	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-bench
+	$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/cmk-bench run --quick
 
 clean:
 	rm -rf .build dist

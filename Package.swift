@@ -148,6 +148,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "cmkctl", dependencies: ["CMKCtl"], swiftSettings: strict),
+        // The benchmark program (`make bench`, `make bench-quick`; docs/performance.md). Not a test.
+        .executableTarget(
+            name: "cmk-bench",
+            dependencies: [
+                "CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKAccounts", "CMKSyncer", "CMKTesting",
+                "CMKDirectoryStorage", "CMKSQLiteStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "CMKCtl",
             dependencies: [

@@ -6,9 +6,11 @@ import Synchronization
 /// Turns wrapped DEKs into usable keys and back: unwraps through the DEK cache and the vault,
 /// wraps locally with the version's public key where the provider exports it (in the vault
 /// otherwise), and proves once per version that the public key matches the vault's private key.
+/// Every vault call waits out throttling through one shared ``VaultThrottle``.
 public final class DEKResolver: Sendable {
     public let vault: any KeyVault
     public let cache: DEKCache
+    public let throttle: VaultThrottle
 
     private struct State: Sendable {
         var publicKeys: [String: PublicKeyMaterial] = [:]
@@ -16,15 +18,18 @@ public final class DEKResolver: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(vault: any KeyVault, cache: DEKCache) {
+    public init(vault: any KeyVault, cache: DEKCache, throttle: VaultThrottle = VaultThrottle()) {
         self.vault = vault
         self.cache = cache
+        self.throttle = throttle
     }
 
     /// The plaintext of a DEK of `account`, from the cache or unwrapped in the vault.
     public func unwrap(_ wrapped: WrappedDEK, account: String, key: KeyReference) async throws -> SecretBytes {
         if let cached = cache.get(account: account, dek: wrapped.id) { return cached }
-        let dek = try await vault.unwrap(wrapped.wrappedKey, key: key, version: wrapped.keyVersion, algorithm: wrapped.algorithm)
+        let dek = try await throttle.perform {
+            try await vault.unwrap(wrapped.wrappedKey, key: key, version: wrapped.keyVersion, algorithm: wrapped.algorithm)
+        }
         guard dek.count == DEKWrapping.dekByteCount else {
             throw VaultError(.corrupt, "DEK \(wrapped.id) of account '\(account)' unwrapped to \(dek.count) bytes, not 32")
         }
@@ -43,7 +48,7 @@ public final class DEKResolver: Sendable {
                 throw VaultError(.corrupt, "local wrap under version \(version) produced \(wrappedKey.count) bytes")
             }
         } else {
-            wrappedKey = try await vault.wrap(dek, key: key, version: version, algorithm: .rsaOAEP256)
+            wrappedKey = try await throttle.perform { try await vault.wrap(dek, key: key, version: version, algorithm: .rsaOAEP256) }
         }
         return WrappedDEK(id: id, keyVersion: version, algorithm: .rsaOAEP256, wrappedKey: wrappedKey, created: created)
     }
@@ -54,7 +59,9 @@ public final class DEKResolver: Sendable {
         if state.withLock({ $0.verified.contains("\(key.name)/\(version)") }) { return }
         let probe = DEKWrapping.generateDEK()
         let wrapped = try await wrap(probe, id: .random(), key: key, version: version, created: Date())
-        let back = try await vault.unwrap(wrapped.wrappedKey, key: key, version: version, algorithm: wrapped.algorithm)
+        let back = try await throttle.perform {
+            try await vault.unwrap(wrapped.wrappedKey, key: key, version: version, algorithm: wrapped.algorithm)
+        }
         guard back == probe else {
             throw VaultError(.corrupt, "version \(version) of key '\(key)': the vault did not unwrap what its public key wrapped")
         }
@@ -69,7 +76,7 @@ public final class DEKResolver: Sendable {
     private func publicKey(key: KeyReference, version: String) async throws -> PublicKeyMaterial {
         let cacheKey = "\(key.name)/\(version)"
         if let known = state.withLock({ $0.publicKeys[cacheKey] }) { return known }
-        let material = try await vault.publicKey(of: key, version: version)
+        let material = try await throttle.perform { try await vault.publicKey(of: key, version: version) }
         state.withLock { $0.publicKeys[cacheKey] = material }
         return material
     }

@@ -45,6 +45,9 @@ public struct EnvelopeHeader: Hashable, Sendable {
     /// The first 8 bytes of the salt, repeated in every segment frame to recognise foreign segments.
     var objectTag: [UInt8] { Array(salt[0..<8]) }
 
+    /// The length of ``encoded()``.
+    public var encodedLength: Int { Self.fixedLength + account.utf8.count + 2 + object.utf8.count }
+
     /// The encoded header.
     public func encoded() -> [UInt8] {
         let accountBytes = Array(account.utf8)

@@ -31,49 +31,78 @@ public struct EnvelopeSealer: Sendable {
 
     /// Adds plaintext; returns the encrypted bytes that are complete so far (possibly none).
     public mutating func update(_ plaintext: some Collection<UInt8>) -> [UInt8] {
-        precondition(!finished, "EnvelopeSealer used after finish()")
-        var out = takeHeader()
-        let size = cipher.header.segmentSize
-        var input = plaintext[...]
-        while !input.isEmpty {
-            if pending.count == size {
-                emit(final: false, into: &out)
-            }
-            let take = Swift.min(size - pending.count, input.count)
-            pending.append(contentsOf: input.prefix(take))
-            input = input.dropFirst(take)
-        }
+        var out = [UInt8]()
+        out.reserveCapacity(SegmentCipher.sealedSize(plaintextCount: pending.count + plaintext.count, segmentSize: cipher.header.segmentSize)
+                            + (headerWritten ? 0 : cipher.headerBytes.count))
+        update(plaintext, into: &out)
         return out
+    }
+
+    /// Adds plaintext, appending the encrypted bytes complete so far to `out`. Whole segments of a
+    /// contiguous input are encrypted where they lie, without a copy into the pending segment.
+    public mutating func update(_ plaintext: some Collection<UInt8>, into out: inout [UInt8]) {
+        precondition(!finished, "EnvelopeSealer used after finish()")
+        takeHeader(into: &out)
+        let size = cipher.header.segmentSize
+        SegmentCipher.withBytes(plaintext) { bytes in
+            var input = bytes[...]
+            while !input.isEmpty {
+                if pending.count == size {
+                    emit(final: false, into: &out)
+                }
+                // A whole segment with more input after it is not the final one: seal it in place.
+                if pending.isEmpty, input.count > size {
+                    seal(UnsafeRawBufferPointer(rebasing: input.prefix(size)), final: false, into: &out)
+                    input = input.dropFirst(size)
+                    continue
+                }
+                let take = Swift.min(size - pending.count, input.count)
+                pending.append(contentsOf: input.prefix(take))
+                input = input.dropFirst(take)
+            }
+        }
     }
 
     /// Writes the final segment; returns the last encrypted bytes.
     public mutating func finish() -> [UInt8] {
-        precondition(!finished, "EnvelopeSealer finished twice")
-        var out = takeHeader()
-        emit(final: true, into: &out)
-        finished = true
+        var out = [UInt8]()
+        finish(into: &out)
         return out
     }
 
-    private mutating func takeHeader() -> [UInt8] {
-        guard !headerWritten else { return [] }
+    /// Writes the final segment, appending the last encrypted bytes to `out`.
+    public mutating func finish(into out: inout [UInt8]) {
+        precondition(!finished, "EnvelopeSealer finished twice")
+        takeHeader(into: &out)
+        emit(final: true, into: &out)
+        finished = true
+    }
+
+    private mutating func takeHeader(into out: inout [UInt8]) {
+        guard !headerWritten else { return }
         headerWritten = true
-        return cipher.headerBytes
+        out += cipher.headerBytes
     }
 
     private mutating func emit(final: Bool, into out: inout [UInt8]) {
-        precondition(index < UInt32.max, "object exceeds 2^32 segments")
-        cipher.seal(pending[...], index: index, final: final, into: &out)
-        index += 1
+        pending.withUnsafeBytes { seal($0, final: final, into: &out) }
         pending.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func seal(_ segment: UnsafeRawBufferPointer, final: Bool, into out: inout [UInt8]) {
+        precondition(index < UInt32.max, "object exceeds 2^32 segments")
+        cipher.seal(segment, index: index, final: final, into: &out)
+        index += 1
     }
 
     /// Encrypts a whole object in memory.
     public static func seal(_ plaintext: some Collection<UInt8>, dek: SecretBytes, dekID: DEKID, account: String, object: String,
                             segmentSize: Int = EnvelopeHeader.defaultSegmentSize) throws(EnvelopeError) -> [UInt8] {
         var sealer = try EnvelopeSealer(dek: dek, dekID: dekID, account: account, object: object, segmentSize: segmentSize)
-        var out = sealer.update(plaintext)
-        out += sealer.finish()
+        var out = [UInt8]()
+        out.reserveCapacity(sealer.header.encodedLength + SegmentCipher.sealedSize(plaintextCount: plaintext.count, segmentSize: segmentSize))
+        sealer.update(plaintext, into: &out)
+        sealer.finish(into: &out)
         return out
     }
 }

@@ -12,12 +12,14 @@ struct SegmentCipher: Sendable {
 
     let header: EnvelopeHeader
     let headerBytes: [UInt8]
+    let objectTag: [UInt8]
     private let objectKey: SymmetricKey
 
     init(header: EnvelopeHeader, dek: SecretBytes) throws(EnvelopeError) {
         guard dek.count == 32 else { throw EnvelopeError(.invalidParameter, "a DEK has 32 bytes, not \(dek.count)") }
         self.header = header
         self.headerBytes = header.encoded()
+        self.objectTag = header.objectTag
         self.objectKey = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: dek.symmetricKey, salt: header.salt, info: Self.keyInfo, outputByteCount: 32)
     }
@@ -28,7 +30,7 @@ struct SegmentCipher: Sendable {
         out.appendBigEndian(index)
         out.append(final ? Self.finalFlag : 0)
         out.appendBigEndian(UInt32(length))
-        out += header.objectTag
+        out += objectTag
         return out
     }
 
@@ -39,24 +41,44 @@ struct SegmentCipher: Sendable {
         return try! AES.GCM.Nonce(data: bytes)
     }
 
-    /// One complete frame: frame header, ciphertext, tag.
-    func seal(_ plaintext: ArraySlice<UInt8>, index: UInt32, final: Bool, into out: inout [UInt8]) {
+    /// The bytes a sealed object of `plaintextCount` bytes takes after its header.
+    static func sealedSize(plaintextCount: Int, segmentSize: Int) -> Int {
+        let segments = max(1, (plaintextCount + segmentSize - 1) / segmentSize)
+        return plaintextCount + segments * (frameHeaderLength + tagLength)
+    }
+
+    /// One complete frame appended to `out`: frame header, ciphertext, tag. swift-crypto returns
+    /// the ciphertext in a buffer of its own, so each byte is copied once more, into `out`.
+    func seal(_ plaintext: UnsafeRawBufferPointer, index: UInt32, final: Bool, into out: inout [UInt8]) {
         let frame = frameHeader(index: index, final: final, length: plaintext.count)
         let box = try! AES.GCM.seal(plaintext, using: objectKey, nonce: nonce(index: index, final: final),
                                     authenticating: headerBytes + frame)
         out += frame
-        out += box.ciphertext
-        out += box.tag
+        box.ciphertext.withUnsafeBytes { out.append(contentsOf: $0) }
+        box.tag.withUnsafeBytes { out.append(contentsOf: $0) }
     }
 
-    /// Decrypts one segment whose frame header has already been checked.
-    func open(ciphertext: ArraySlice<UInt8>, tag: ArraySlice<UInt8>, frame: ArraySlice<UInt8>, index: UInt32, final: Bool) throws(EnvelopeError) -> [UInt8] {
+    /// Decrypts one segment whose frame header has already been checked; appends the plaintext to `out`.
+    func open(ciphertext: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer, frame: UnsafeRawBufferPointer, index: UInt32, final: Bool,
+              into out: inout [UInt8]) throws(EnvelopeError) {
         do {
             let box = try AES.GCM.SealedBox(nonce: nonce(index: index, final: final), ciphertext: ciphertext, tag: tag)
-            return Array(try AES.GCM.open(box, using: objectKey, authenticating: headerBytes + frame))
+            let plaintext = try AES.GCM.open(box, using: objectKey, authenticating: headerBytes + Array(frame))
+            plaintext.withUnsafeBytes { out.append(contentsOf: $0) }
         } catch {
             throw EnvelopeError(.authenticationFailed,
                                 "segment \(index) failed authentication: the object or its header was modified, or the DEK is wrong")
         }
+    }
+
+    /// Runs `body` over the bytes of `bytes` without copying them when they are contiguous.
+    static func withBytes<R, E: Error>(_ bytes: some Collection<UInt8>, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let result: Result<R, E>? = bytes.withContiguousStorageIfAvailable { (buffer) -> Result<R, E> in
+            do throws(E) { return .success(try body(UnsafeRawBufferPointer(buffer))) } catch { return .failure(error) }
+        }
+        if let result { return try result.get() }
+        return try Array(bytes).withUnsafeBytes { (raw) -> Result<R, E> in
+            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+        }.get()
     }
 }

@@ -81,6 +81,30 @@ struct EnvelopeTests {
         #expect(plain == plaintext)
     }
 
+    @Test("whole segments sealed in place and non-contiguous input frame exactly like pending ones",
+          arguments: [1024, 2048, 3072, 3073, 5000])
+    func inPlaceAndNonContiguous(size: Int) throws {
+        let plaintext = randomBytes(size)
+        var sealer = try EnvelopeSealer(dek: fixture.dek, dekID: fixture.dekID, account: fixture.account, object: fixture.object, segmentSize: 1024)
+        var sealed = [UInt8]()
+        sealer.update(plaintext, into: &sealed)
+        sealer.finish(into: &sealed)
+        // A final segment is never empty unless the object is: an exact multiple ends with a full final segment.
+        #expect(try fixture.frames(sealed).count == (size + 1023) / 1024)
+        #expect(try fixture.open(sealed) == plaintext)
+
+        var lazySealer = try EnvelopeSealer(dek: fixture.dek, dekID: fixture.dekID, account: fixture.account, object: fixture.object, segmentSize: 1024)
+        var lazySealed = lazySealer.update(plaintext.lazy.map { $0 })
+        lazySealed += lazySealer.finish()
+        #expect(try fixture.frames(lazySealed).count == (size + 1023) / 1024)
+        let (header, headerLength) = try #require(try EnvelopeHeader.parse(lazySealed))
+        var opener = try EnvelopeOpener(header: header, account: fixture.account, object: fixture.object, dek: fixture.dek, dekID: header.dekID)
+        var plain = [UInt8]()
+        try opener.feed(lazySealed[headerLength...].lazy.map { $0 }, into: &plain)
+        try opener.finish()
+        #expect(plain == plaintext)
+    }
+
     @Test("two seals of the same plaintext differ (fresh salt and nonce prefix)")
     func freshness() throws {
         let plaintext = randomBytes(100)

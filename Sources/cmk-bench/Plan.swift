@@ -1,0 +1,29 @@
+/// How much a run measures: `--quick` (under 5 minutes after the build) or the full run.
+struct Plan: Sendable {
+    var mode: String
+    /// Seconds per envelope or RSA figure (split into 5 repetitions, after a warm-up).
+    var cryptoSeconds: Double
+    /// `openssl speed -seconds` per anchor.
+    var opensslSeconds: Int
+    var idleAccounts: [Int]
+    /// (driver, accounts, concurrency) of each rotation pass.
+    var rotations: [(SyncWorld.Driver, Int, Int)]
+    var latencySamples: Int
+    var reencryptObjects: Int
+    var daemonAccounts: [Int]
+    /// Seconds of idle RSS and CPU observation after READY.
+    var daemonIdleWindow: Double
+    var daemonReadyTimeout: Double
+    /// Tries per vault call under throttling in rotation passes (`--throttle-attempts`; 1 shows the behaviour without retries).
+    var throttleAttempts = 8
+
+    static let quick = Plan(
+        mode: "quick", cryptoSeconds: 1, opensslSeconds: 1, idleAccounts: [10, 1_000, 10_000],
+        rotations: [(.memory, 1_000, 1), (.memory, 1_000, 4), (.memory, 1_000, 16), (.directory, 1_000, 16), (.sqlite, 1_000, 16)],
+        latencySamples: 200, reencryptObjects: 200, daemonAccounts: [5, 10_000], daemonIdleWindow: 10, daemonReadyTimeout: 600)
+
+    static let full = Plan(
+        mode: "full", cryptoSeconds: 5, opensslSeconds: 3, idleAccounts: [10, 1_000, 10_000],
+        rotations: SyncWorld.Driver.allCases.flatMap { driver in [1, 4, 16].map { (driver, 1_000, $0) } } + [(.memory, 10_000, 16)],
+        latencySamples: 1_000, reencryptObjects: 1_000, daemonAccounts: [5, 10_000], daemonIdleWindow: 60, daemonReadyTimeout: 1_200)
+}

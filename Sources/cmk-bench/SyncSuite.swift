@@ -1,0 +1,101 @@
+import Foundation
+
+/// Suite 3: sync passes, each scenario in a child process (`cmk-bench scenario <json>`).
+enum SyncSuite {
+    /// Idle passes over each driver and account count.
+    static func idle(_ plan: Plan, scratch: String, into results: inout Results) throws {
+        for driver in SyncWorld.Driver.allCases {
+            for count in plan.idleAccounts {
+                let root = "\(scratch)/idle-\(driver.rawValue)-\(count)"
+                var scenario = SyncScenario(kind: .idle, driver: driver, accounts: count, concurrency: 4, root: root)
+                var setup = 0.0
+                let label = "\(driver.rawValue), \(count.formatted()) accounts"
+                let big = count >= 10_000
+                let m: SyncScenario.Measurement
+                // Every open SQLite account holds at least 3 descriptors (database, WAL, shared memory).
+                // The quick run does not spend minutes finding out again that they run out.
+                if plan.mode == "quick", driver == .sqlite, count * 3 > openFileLimit() {
+                    results.add(Figure(suite: "sync", name: "idle pass wall, \(label) — NOT RUN", value: .nan, unit: "s", maximum: big ? 1 : .infinity))
+                    results.notes.append("idle \(label) not run: \(count) SQLite accounts need at least \(count * 3) descriptors, the limit is \(openFileLimit()) (the full run attempts it and fails)")
+                    continue
+                }
+                do {
+                    if driver != .memory {
+                        scenario.setupOnly = true
+                        setup = try child(scenario).setupSeconds
+                        scenario.setupOnly = false
+                    }
+                    m = try child(scenario)
+                } catch {
+                    // A scenario that cannot run is a result too: it misses every target it has.
+                    results.add(Figure(suite: "sync", name: "idle pass wall, \(label) — FAILED", value: .nan, unit: "s", maximum: big ? 1 : .infinity))
+                    results.notes.append("idle \(label) failed: \(error)")
+                    try? FileManager.default.removeItem(atPath: root)
+                    continue
+                }
+                let median = Distribution(m.passSeconds).p50
+                results.add(Figure(suite: "sync", name: "idle pass wall, \(label)", value: median, unit: "s", maximum: big ? 1 : nil,
+                                   detail: ["first pass s": m.passSeconds.first ?? .nan, "setup s": setup + m.setupSeconds,
+                                            "failures": Double(m.failures)]))
+                results.add(Figure(suite: "sync", name: "idle pass vault calls, \(label)", value: Double(m.vaultCalls), unit: "calls", exactly: 1))
+                results.add(Figure(suite: "sync", name: "idle pass peak RSS, \(label)", value: Double(m.peakRSS), unit: "B",
+                                   maximum: big ? 64 * 1_048_576 : nil, detail: ["RSS before passes B": Double(m.rssBefore)]))
+                if m.failures > 0 { results.notes.append("idle \(label): \(m.failures) accounts failed, first: \(m.firstFailure ?? "?")") }
+                try? FileManager.default.removeItem(atPath: root)
+            }
+        }
+    }
+
+    /// Rotation passes through the throttled vault.
+    static func rotation(_ plan: Plan, scratch: String, into results: inout Results) throws {
+        for (driver, count, concurrency) in plan.rotations {
+            let root = "\(scratch)/rotate-\(driver.rawValue)-\(count)-\(concurrency)"
+            let label = "\(driver.rawValue), \(count.formatted()) accounts, concurrency \(concurrency)"
+                + (plan.throttleAttempts == 1 ? ", no throttle retry" : "")
+            let m: SyncScenario.Measurement
+            do {
+                var scenario = SyncScenario(kind: .rotate, driver: driver, accounts: count, concurrency: concurrency, root: root)
+                scenario.throttleAttempts = plan.throttleAttempts
+                m = try child(scenario)
+            } catch {
+                results.add(Figure(suite: "rotation", name: "throttling failures, \(label) — FAILED", value: .nan, unit: "accounts", exactly: 0))
+                results.notes.append("rotation \(label) failed: \(error)")
+                try? FileManager.default.removeItem(atPath: root)
+                continue
+            }
+            let expected = Double(m.unwraps) / 200
+            results.add(Figure(suite: "rotation", name: "pass wall, \(label)", value: m.passSeconds[0], unit: "s",
+                               anchor: expected, anchorName: "unwraps ÷ 200/s",
+                               detail: ["unwraps": Double(m.unwraps), "local wraps": Double(m.localWraps), "429s": Double(m.refused),
+                                        "throttling failures": Double(m.throttlingFailures), "failures": Double(m.failures),
+                                        "latency floor s": Double(m.unwraps) * 0.02 / Double(concurrency)]))
+            results.add(Figure(suite: "rotation", name: "throttling failures, \(label)", value: Double(m.throttlingFailures), unit: "accounts",
+                               exactly: 0, detail: ["429s": Double(m.refused), "unwraps": Double(m.unwraps), "local wraps": Double(m.localWraps)]))
+            if m.failures > 0 { results.notes.append("rotation \(label): \(m.failures) accounts failed, first: \(m.firstFailure ?? "?")") }
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+
+    /// The soft limit on open descriptors.
+    static func openFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return Int(limit.rlim_cur)
+    }
+
+    /// Runs one scenario in a fresh child process and decodes what it measured.
+    static func child(_ scenario: SyncScenario) throws -> SyncScenario.Measurement {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try DaemonBench.sibling("cmk-bench"))
+        process.arguments = ["scenario", String(decoding: try JSONEncoder().encode(scenario), as: UTF8.self)]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let line = data.split(separator: UInt8(ascii: "\n")).last else {
+            throw OpenSSLAnchor.Failure(description: "scenario \(scenario.kind) \(scenario.driver) \(scenario.accounts) failed with status \(process.terminationStatus)")
+        }
+        return try JSONDecoder().decode(SyncScenario.Measurement.self, from: Data(line))
+    }
+}
