@@ -30,7 +30,16 @@ public final class SQLiteStorageDriver: StorageDriver {
     public let account: String
     /// The database file.
     public let path: String
-    let pool: DatabasePool
+    let busyTimeout: TimeInterval
+    /// Where this driver's open database lives between operations (bounded per process).
+    let handles: SQLiteHandles
+    /// This instance's key in ``handles``: two drivers on one file keep separate pools.
+    let handleKey: String
+
+    /// The open database, reopened if ``handles`` closed it to stay within its capacity.
+    var pool: DatabasePool {
+        get throws { try handles.pool(handleKey) { try Self.openPool(path, busyTimeout: busyTimeout) } }
+    }
 
     /// The size of one `object_chunks` row, and the largest chunk a reader returns.
     static let chunkSize = 1 << 20
@@ -45,13 +54,32 @@ public final class SQLiteStorageDriver: StorageDriver {
     ///     removed at open (default 600 s). Live writers touch their row with every chunk.
     /// - Throws: `.permissions` if the file is accessible to group or others; `.corrupt` if it is
     ///   not an SQLite database; `.io` for other failures.
-    public init(path: String, account: String, busyTimeout: TimeInterval = 30, staleStagingAge: TimeInterval = 600) throws {
+    ///   - handles: the bounded set of open databases the driver borrows its connection from
+    ///     (default: the process-wide ``SQLiteHandles/shared``).
+    public init(path: String, account: String, busyTimeout: TimeInterval = 30, staleStagingAge: TimeInterval = 600,
+                handles: SQLiteHandles = .shared) throws {
         self.account = account
         self.path = path
+        self.busyTimeout = busyTimeout
+        self.handles = handles
+        handleKey = "\(path)#\(UUID().uuidString)"
         try Self.preparePrivateFile(path)
+        try Self.database("prepare database '\(path)'") {
+            try pool.write { db in
+                try SQLiteSchema.create(db)
+                try SQLiteSchema.removeStaleStaging(db, olderThan: Date().timeIntervalSince1970 - staleStagingAge)
+            }
+        }
+    }
+
+    deinit { handles.close(handleKey) }
+
+    /// Opens the database in WAL mode with a busy timeout and a writer that syncs every commit.
+    static func openPool(_ path: String, busyTimeout: TimeInterval) throws -> DatabasePool {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "cmk-sqlite-storage"
+        let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {
@@ -62,11 +90,8 @@ public final class SQLiteStorageDriver: StorageDriver {
             // last commits. A keyring compare-and-swap that reported success must never roll
             // back (SPEC §4), so the writer connection syncs the WAL on every commit.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            try pool.write { db in
-                try SQLiteSchema.create(db)
-                try SQLiteSchema.removeStaleStaging(db, olderThan: Date().timeIntervalSince1970 - staleStagingAge)
-            }
         }
+        return pool
     }
 
     /// Creates the file with mode 0600 if missing; refuses an existing file others can access.

@@ -12,13 +12,6 @@ enum SyncSuite {
                 let label = "\(driver.rawValue), \(count.formatted()) accounts"
                 let big = count >= 10_000
                 let m: SyncScenario.Measurement
-                // Every open SQLite account holds at least 3 descriptors (database, WAL, shared memory).
-                // The quick run does not spend minutes finding out again that they run out.
-                if plan.mode == "quick", driver == .sqlite, count * 3 > openFileLimit() {
-                    results.add(Figure(suite: "sync", name: "idle pass wall, \(label) — NOT RUN", value: .nan, unit: "s", maximum: big ? 1 : .infinity))
-                    results.notes.append("idle \(label) not run: \(count) SQLite accounts need at least \(count * 3) descriptors, the limit is \(openFileLimit()) (the full run attempts it and fails)")
-                    continue
-                }
                 do {
                     if driver != .memory {
                         scenario.setupOnly = true
@@ -74,13 +67,6 @@ enum SyncSuite {
             if m.failures > 0 { results.notes.append("rotation \(label): \(m.failures) accounts failed, first: \(m.firstFailure ?? "?")") }
             try? FileManager.default.removeItem(atPath: root)
         }
-    }
-
-    /// The soft limit on open descriptors.
-    static func openFileLimit() -> Int {
-        var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        return Int(limit.rlim_cur)
     }
 
     /// Runs one scenario in a fresh child process and decodes what it measured.

@@ -28,6 +28,36 @@ struct SQLiteStorageDriverTests {
         #expect(Array(contents.prefix(20).suffix(2)) == [2, 2])
     }
 
+    @Test("many accounts share a bounded set of open databases: least recently used closed, reopened on use, readers unaffected")
+    func boundedOpenDatabases() async throws {
+        let root = try TemporaryDirectory()
+        let handles = SQLiteHandles(capacity: 4)
+        let descriptorsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        var drivers: [SQLiteStorageDriver] = []
+        for index in 0..<40 {
+            let driver = try SQLiteStorageDriver(path: root.path + "/a\(index).sqlite", account: "a\(index)", handles: handles)
+            try await driver.replaceKeyring(sampleKeyring("a\(index)", generation: 1), expectedGeneration: nil)
+            drivers.append(driver)
+            #expect(handles.openCount <= 4)
+        }
+        try await put(drivers[0], "kept", Data(repeating: 9, count: 2 << 20))
+        let reader = try await drivers[0].openObject(try ObjectName("kept"))
+        // Every other account is used after the reader opened, so account 0's pool is closed.
+        for (index, driver) in drivers.enumerated().dropFirst() {
+            #expect(try await driver.readKeyring()?.account == "a\(index)")
+        }
+        #expect(handles.openCount == 4)
+        #expect(handles.openings > 40, "evicted databases were reopened (\(handles.openings) openings)")
+        let descriptorsAfter = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        #expect(descriptorsAfter - descriptorsBefore < 40, "\(descriptorsAfter - descriptorsBefore) descriptors held for 40 accounts")
+        var read = Data()
+        while let chunk = try await reader.next() { read.append(chunk) }
+        #expect(read == Data(repeating: 9, count: 2 << 20), "a reader keeps its snapshot after its pool was closed")
+        await reader.close()
+        #expect(try await get(drivers[0], "kept") == Data(repeating: 9, count: 2 << 20))
+        #expect(try await drivers[0].readKeyring()?.generation == 1)
+    }
+
     @Test("refuses a database file others can access, naming path, mode and fix")
     func unsafeFile() throws {
         let root = try TemporaryDirectory()
