@@ -133,8 +133,8 @@ for exe in cmk-syncer cmkctl; do
     for lib in $(objdump -p "$tmp/x/usr/bin/$exe" | awk '$1 == "NEEDED" { print $2 }'); do
         path=$(ldconfig -p | awk -v lib="$lib" '$1 == lib && /x86-64|AArch64|64bit/ { print $NF; exit }')
         [ -n "$path" ] || { fail "$exe needs $lib, which this machine does not have"; continue; }
-        owner=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1)
-        [ -n "$owner" ] || owner=$(dpkg -S "$(realpath "$path")" 2>/dev/null | head -1 | cut -d: -f1)
+        owner=$(dpkg -S "$path" 2>/dev/null | sed -n '1s/:.*//p')
+        [ -n "$owner" ] || owner=$(dpkg -S "$(realpath "$path")" 2>/dev/null | sed -n '1s/:.*//p')
         if [ -z "$owner" ]; then
             fail "$exe needs $lib ($path), which no Debian package ships"
         elif grep -qxF "$owner" <<<"$depends_names"; then
@@ -264,8 +264,11 @@ for command in status sync keys accounts data audit rotate restore sweep verify;
     grep -qw "$command" <<<"$rendered" || fail "cmkctl(1) does not mention '$command'"
 done
 ok "cmkctl(1) documents every command"
+# Each page is read into a variable first: `producer | grep -q` under pipefail fails (SIGPIPE)
+# when grep stops early, which would turn a match into a failure or a `!` check into a pass.
+yaml_page=$(zcat "$root/usr/share/man/man5/cmk-syncer.yaml.5.gz" | sed 's/\\-/-/g')
 for key in $(grep -oE '^\| `[a-z.\[\]-]+`' "$repo/docs/configuration.md" | tr -d '|` '); do
-    zcat "$root/usr/share/man/man5/cmk-syncer.yaml.5.gz" | sed 's/\\-/-/g' | grep -qF "$key" \
+    grep -qF "$key" <<<"$yaml_page" \
         || fail "cmk-syncer.yaml(5) does not document $key (docs/configuration.md does)"
 done
 ok "cmk-syncer.yaml(5) names every key of docs/configuration.md"
@@ -300,7 +303,7 @@ if dpkg_root --force-confold --install "$deb" >"$tmp/reinstall.log" 2>&1; then
 else
     fail "reinstall failed: $(cat "$tmp/reinstall.log")"
 fi
-tail -1 "$root/etc/cmk-syncer/cmk-syncer.yaml" | grep -q "# local edit" \
+[ "$(tail -1 "$root/etc/cmk-syncer/cmk-syncer.yaml")" = "# local edit" ] \
     && ok "a local edit of the conffile survives the reinstall" || fail "the reinstall lost the local conffile edit"
 ! grep -q "not started" "$tmp/reinstall.log" && ok "no master-key notice on upgrade" || fail "postinst repeated the notice on upgrade"
 
@@ -309,7 +312,8 @@ ln -s private/cmk-syncer "$root/var/lib/cmk-syncer"
 dpkg_root --remove cmk-syncer >"$tmp/remove.log" 2>&1 || fail "dpkg --remove failed: $(cat "$tmp/remove.log")"
 [ ! -e "$root/usr/bin/cmk-syncer" ] && [ -e "$root/etc/cmk-syncer/cmk-syncer.yaml" ] \
     && ok "remove: binaries gone, configuration kept" || fail "remove: unexpected files: $(ls "$root/usr/bin" "$root/etc/cmk-syncer" 2>&1)"
-! journalctl --root="$root" --dump-catalog 2>/dev/null | grep -q "Defined-By: cmk-syncer" \
+catalog_after_remove=$(journalctl --root="$root" --dump-catalog 2>/dev/null)
+! grep -q "Defined-By: cmk-syncer" <<<"$catalog_after_remove" \
     && ok "remove: postrm dropped the catalog entries" || fail "remove: the compiled catalog still has cmk-syncer entries"
 dpkg_root --purge cmk-syncer >"$tmp/purge.log" 2>&1 || fail "dpkg --purge failed: $(cat "$tmp/purge.log")"
 [ ! -e "$root/etc/cmk-syncer" ] && ok "purge: /etc/cmk-syncer removed" || fail "purge left $(ls -la "$root/etc/cmk-syncer")"
@@ -325,7 +329,7 @@ status=$(dpkg-query --root="$root" -W -f='${db:Status-Status}' cmk-syncer 2>/dev
 
 if rebuilt=$(bash "$here/build-deb.sh" "$bin_dir" "$generate_manual" "$tmp/rebuild" 2>"$tmp/rebuild.err"); then
     [ "$(sha256sum <"$rebuilt")" = "$(sha256sum <"$deb")" ] && ok "a rebuild is bit for bit identical ($(sha256sum <"$deb" | cut -c1-16)…)" \
-        || fail "a rebuild differs: $(diff <(dpkg-deb -c "$deb") <(dpkg-deb -c "$rebuilt") | head)"
+        || fail "a rebuild differs: $(diff <(dpkg-deb -c "$deb") <(dpkg-deb -c "$rebuilt") | sed -n 1,10p)"
 else
     fail "rebuild failed: $(cat "$tmp/rebuild.err")"
 fi
