@@ -144,9 +144,12 @@ let package = Package(
         .target(name: "CMKDirectoryStorage", dependencies: ["CMKCore"], swiftSettings: strict),
         .target(
             name: "CMKSQLiteStorage",
-            dependencies: ["CMKCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CMKCore", "CSQLiteConnection", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strict
         ),
+        // One SQLite connection option Swift cannot set (sqlite3_db_config is variadic).
+        .target(name: "CSQLiteConnection", dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
         .executableTarget(name: "cmkctl", dependencies: ["CMKCtl"], swiftSettings: strict),
         // The benchmark program (`make bench`, `make bench-quick`; docs/performance.md). Not a test.
         .executableTarget(

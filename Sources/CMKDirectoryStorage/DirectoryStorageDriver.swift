@@ -27,6 +27,8 @@ public final class DirectoryStorageDriver: StorageDriver {
     let objectsDirectory: String
     let keyringPath: String
     let lock: AccountLock
+    /// The decoded keyring, kept while `keyring.json` stays as it was.
+    let keyringCache = FileDerivedCache<Keyring?>()
 
     /// Object temporaries younger than this are never removed at open, even if unlocked: they
     /// may belong to a writer in another process that has not taken its lock yet.
@@ -116,8 +118,20 @@ public final class DirectoryStorageDriver: StorageDriver {
 
     // MARK: Keyring
 
+    /// The keyring. Kept between calls while `keyring.json` is unchanged (a `stat`), so an idle
+    /// pass does not read and decode every account's JSON; any replacement (a new inode), write,
+    /// `chmod` or `chown` makes the next call read and check the file again.
     public func readKeyring() async throws -> Keyring? {
-        try readKeyringFile()
+        let now = FileDerivedCache<Keyring?>.now()
+        let before = try keyringFingerprint()
+        if let kept = keyringCache.value(for: before) { return kept }
+        let keyring = try readKeyringFile()
+        keyringCache.store(keyring, readBetween: before, and: try keyringFingerprint(), now: now)
+        return keyring
+    }
+
+    private func keyringFingerprint() throws -> [FileIdentity?] {
+        do throws(SystemFileError) { return [try FileIdentity.of(keyringPath, followLinks: false)] } catch { throw StorageError(error) }
     }
 
     /// Reads and checks `keyring.json`; nil if there is none.
@@ -140,6 +154,7 @@ public final class DirectoryStorageDriver: StorageDriver {
             guard current == expectedGeneration else {
                 throw StorageError(.conflict, "keyring of account '\(account)' is at generation \(current.map(String.init) ?? "none"), not \(expectedGeneration.map(String.init) ?? "none")")
             }
+            keyringCache.invalidate()
             try writeKeyringFile(data)
         }
     }

@@ -6,35 +6,6 @@ import Glibc
 import Darwin
 #endif
 
-/// What identifies one written state of a file: every write replaces the file by rename, so a
-/// changed document has a new inode and (almost always) a new change time.
-struct FileIdentity: Hashable, Sendable {
-    var device: UInt64
-    var inode: UInt64
-    var size: Int64
-    var modifiedSeconds: Int
-    var modifiedNanoseconds: Int
-    var changedSeconds: Int
-    var changedNanoseconds: Int
-
-    init(_ info: stat) {
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
-        size = Int64(info.st_size)
-        #if canImport(Darwin)
-        modifiedSeconds = info.st_mtimespec.tv_sec
-        modifiedNanoseconds = info.st_mtimespec.tv_nsec
-        changedSeconds = info.st_ctimespec.tv_sec
-        changedNanoseconds = info.st_ctimespec.tv_nsec
-        #else
-        modifiedSeconds = info.st_mtim.tv_sec
-        modifiedNanoseconds = info.st_mtim.tv_nsec
-        changedSeconds = info.st_ctim.tv_sec
-        changedNanoseconds = info.st_ctim.tv_nsec
-        #endif
-    }
-}
-
 /// Crash-safe file primitives for the vault directory, from ``SystemFile``: atomic replacement
 /// (temp file, fsync, rename, fsync of the directory), consistent reads, and an exclusive `flock`.
 /// File system failures become ``VaultError/Code/unavailable``.
@@ -50,7 +21,7 @@ enum VaultFiles {
 
     /// The file's current identity, or nil if it does not exist.
     static func identity(of path: String) throws(VaultError) -> FileIdentity? {
-        try mapped { () throws(SystemFileError) in try SystemFile.status(path).map(FileIdentity.init) }
+        try mapped { () throws(SystemFileError) in try FileIdentity.of(path) }
     }
 
     /// Reads a whole file through one descriptor, so the identity belongs to exactly these bytes.

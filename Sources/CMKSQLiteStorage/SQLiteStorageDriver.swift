@@ -1,6 +1,8 @@
 import CMKCore
 import Foundation
+import CSQLiteConnection
 import GRDB
+import GRDBSQLite
 import Glibc
 
 /// Stores one account in one SQLite database (SPEC §4, §10 "sqlite"), through GRDB.
@@ -35,11 +37,16 @@ public final class SQLiteStorageDriver: StorageDriver {
     let handles: SQLiteHandles
     /// This instance's key in ``handles``: two drivers on one file keep separate pools.
     let handleKey: String
+    /// The decoded keyring, kept while the database and its WAL stay as they were.
+    let keyringCache = FileDerivedCache<Keyring?>()
 
     /// The open database, reopened if ``handles`` closed it to stay within its capacity.
     var pool: DatabasePool {
         get throws { try handles.pool(handleKey) { try Self.openPool(path, busyTimeout: busyTimeout) } }
     }
+
+    /// The size a WAL is cut back to once a checkpoint has copied it (`PRAGMA journal_size_limit`).
+    static let walSizeLimit = 4 << 20
 
     /// The size of one `object_chunks` row, and the largest chunk a reader returns.
     static let chunkSize = 1 << 20
@@ -79,6 +86,22 @@ public final class SQLiteStorageDriver: StorageDriver {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "cmk-sqlite-storage"
+        // No checkpoint when a connection closes: the WAL stays (frames and all) until a commit's
+        // automatic checkpoint. Otherwise each close after a ``SQLiteHandles`` eviction would
+        // copy the WAL into the database file again (SQLite rebuilds its WAL index on the next
+        // open and counts every frame as not yet copied), or delete the WAL, which GRDB answers
+        // with a write on the next open: every reopen would change the files and defeat the kept
+        // keyring (``readKeyring()``). Durability is the WAL's, as before.
+        configuration.prepareDatabase { db in
+            var enabled: CInt = 0
+            let code = cmk_sqlite_disable_checkpoint_on_close(db.sqliteConnection, &enabled)
+            guard code == SQLITE_OK, enabled == 1 else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code == SQLITE_OK ? SQLITE_ERROR : code),
+                                    message: "cannot turn off the checkpoint on close (SQLite \(String(cString: sqlite3_libversion())))")
+            }
+            // The WAL is kept between opens; after a checkpoint has copied it, it shrinks to this.
+            try db.execute(sql: "PRAGMA journal_size_limit = \(Self.walSizeLimit)")
+        }
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -159,12 +182,34 @@ public final class SQLiteStorageDriver: StorageDriver {
 
     // MARK: Keyring
 
+    /// The keyring. Kept between calls while the database file and its WAL are unchanged (a
+    /// `stat` of each), so an idle pass over thousands of accounts opens no database: beyond the
+    /// ``SQLiteHandles`` capacity every read would otherwise reopen one.
     public func readKeyring() async throws -> Keyring? {
+        let now = FileDerivedCache<Keyring?>.now()
+        let before = try keyringFingerprint()
+        if let kept = keyringCache.value(for: before) { return kept }
         let row = try await Self.database("read keyring from '\(path)'") {
             try await pool.read { db in try SQLiteSchema.keyringRow(db) }
         }
-        guard let row else { return nil }
-        return try decode(row)
+        let keyring = try row.map(decode)
+        keyringCache.store(keyring, readBetween: before, and: try keyringFingerprint(), now: now)
+        return keyring
+    }
+
+    /// What the keyring's bytes depend on: the database file and its WAL. Commits write the WAL
+    /// and checkpoints write the database file, so either moves a modification time. A WAL of
+    /// 0 bytes holds no frames, so it counts as no WAL. Opening and closing a database changes
+    /// neither file (no checkpoint on close, ``openPool(_:busyTimeout:)``), with one exception
+    /// for the WAL's change time: SQLite running as root `fchown`s the WAL to the database's
+    /// owner at every open, so the WAL counts without its change time.
+    func keyringFingerprint() throws -> [FileIdentity?] {
+        do throws(SystemFileError) {
+            let wal = try FileIdentity.of(path + "-wal", followLinks: false)
+            return [try FileIdentity.of(path, followLinks: false), wal.flatMap { $0.size > 0 ? $0.ignoringChangeTime : nil }]
+        } catch {
+            throw StorageError(error)
+        }
     }
 
     func decode(_ row: SQLiteSchema.KeyringRow) throws -> Keyring {
@@ -181,6 +226,8 @@ public final class SQLiteStorageDriver: StorageDriver {
             throw StorageError(.corrupt, "keyring generation \(keyring.generation) of account '\(account)' does not fit SQLite's integers")
         }
         let account = account
+        keyringCache.invalidate()
+        defer { keyringCache.invalidate() }
         try await Self.database("replace keyring in '\(path)'") {
             try await pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {

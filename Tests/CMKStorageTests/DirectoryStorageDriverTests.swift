@@ -144,3 +144,46 @@ struct DirectoryStorageDriverTests {
         #expect(await storageError { _ = try await driver.openObject(try ObjectName("x/y")) }?.code == .corrupt)
     }
 }
+
+@Suite("Directory storage driver: kept keyrings", .serialized)
+struct DirectoryKeyringCacheTests {
+    @Test("a kept keyring is dropped when the file is replaced, rewritten in place or opened to others")
+    func keptUntilChanged() async throws {
+        let root = try TemporaryDirectory()
+        let directory = root.path + "/acct"
+        let mine = try DirectoryStorageDriver(directory: directory, account: "acct")
+        try await mine.replaceKeyring(sampleKeyring("acct", generation: 1), expectedGeneration: nil)
+        try await settleFiles()
+        #expect(try await mine.readKeyring()?.generation == 1)
+        #expect(try await mine.readKeyring()?.generation == 1)
+        // Another process replaces the keyring (a new inode).
+        let other = try DirectoryStorageDriver(directory: directory, account: "acct")
+        try await other.replaceKeyring(sampleKeyring("acct", generation: 2), expectedGeneration: 1)
+        #expect(try await mine.readKeyring()?.generation == 2)
+
+        try await settleFiles()
+        #expect(try await mine.readKeyring()?.generation == 2)
+        // Rewritten in place (same inode): a damaged file is refused, not served from memory.
+        let path = directory + "/keyring.json"
+        let valid = try Data(contentsOf: URL(fileURLWithPath: path))
+        try rewriteInPlace(path, Data("{".utf8))
+        let damaged = await #expect(throws: StorageError.self) { try await mine.readKeyring() }
+        #expect(damaged?.code == .corrupt)
+        try rewriteInPlace(path, valid)
+        #expect(try await mine.readKeyring()?.generation == 2)
+
+        // The mode check still runs on a kept keyring: a chmod moves the change time.
+        try await settleFiles()
+        #expect(try await mine.readKeyring()?.generation == 2)
+        chmod(path, 0o644)
+        let exposed = await #expect(throws: StorageError.self) { try await mine.readKeyring() }
+        #expect(exposed?.code == .permissions)
+    }
+
+    private func rewriteInPlace(_ path: String, _ data: Data) throws {
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: data)
+        try handle.close()
+    }
+}

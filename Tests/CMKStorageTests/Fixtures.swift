@@ -30,3 +30,9 @@ func storageError(_ operation: () async throws -> Void) async -> StorageError? {
     do { try await operation() } catch { return error as? StorageError }
     return nil
 }
+
+/// Waits until files written now have settled, so a driver keeps what it reads from them
+/// (`FileDerivedCache`).
+func settleFiles() async throws {
+    try await Task.sleep(for: .milliseconds(FileDerivedCache<Keyring?>.settleMargin * 1_000 + 200))
+}

@@ -162,3 +162,68 @@ struct SQLiteStorageDriverTests {
         #expect(try await impatient.readKeyring() == second)
     }
 }
+
+@Suite("SQLite storage driver: kept keyrings", .serialized)
+struct SQLiteKeyringCacheTests {
+    @Test("an unchanged keyring is read without opening the database again")
+    func keptWithoutOpening() async throws {
+        let root = try TemporaryDirectory()
+        let handles = SQLiteHandles(capacity: 1)
+        let a = try SQLiteStorageDriver(path: root.path + "/a.sqlite", account: "a", handles: handles)
+        let b = try SQLiteStorageDriver(path: root.path + "/b.sqlite", account: "b", handles: handles)
+        try await a.replaceKeyring(sampleKeyring("a", generation: 1), expectedGeneration: nil)
+        try await b.replaceKeyring(sampleKeyring("b", generation: 1), expectedGeneration: nil)
+        try await settleFiles()
+        // One slot: each read evicts the other database. The first reads open it and keep the
+        // keyring; closing an evicted database writes nothing (no checkpoint on close).
+        #expect(try await a.readKeyring()?.account == "a")
+        #expect(try await b.readKeyring()?.account == "b")
+        let openings = handles.openings
+        for _ in 0..<5 {
+            #expect(try await a.readKeyring()?.generation == 1)
+            #expect(try await b.readKeyring()?.generation == 1)
+        }
+        #expect(handles.openings == openings, "\(handles.openings - openings) reopenings for unchanged keyrings")
+    }
+
+    /// Checkpoints the WAL into the database file through a connection of its own.
+    private func checkpoint(_ path: String, _ mode: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(\(mode))") }
+    }
+
+    private func walSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int) ?? -1
+    }
+
+    @Test("a keyring changed through another connection is seen at once: WAL commit, checkpoint, WAL restart")
+    func changesElsewhereAreSeen() async throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/acct.sqlite"
+        let mine = try SQLiteStorageDriver(path: path, account: "acct", handles: SQLiteHandles(capacity: 4))
+        try await mine.replaceKeyring(sampleKeyring("acct", generation: 1), expectedGeneration: nil)
+        try await settleFiles()
+        #expect(try await mine.readKeyring()?.generation == 1)
+        #expect(try await mine.readKeyring()?.generation == 1)
+        // Another process's writer: its own pool on the same file.
+        let other = try SQLiteStorageDriver(path: path, account: "acct", handles: SQLiteHandles(capacity: 4))
+        try await other.replaceKeyring(sampleKeyring("acct", generation: 2), expectedGeneration: 1)
+        #expect(try await mine.readKeyring()?.generation == 2, "a commit appended to the WAL")
+
+        try await settleFiles()
+        #expect(try await mine.readKeyring()?.generation == 2)
+        try checkpoint(path, "TRUNCATE")
+        #expect(walSize(path) == 0)
+        try await other.replaceKeyring(sampleKeyring("acct", generation: 3), expectedGeneration: 2)
+        #expect(try await mine.readKeyring()?.generation == 3, "a commit after the WAL was truncated")
+
+        // RESTART: the next commit overwrites the WAL from its start, so its size need not change.
+        try await settleFiles()
+        #expect(try await mine.readKeyring()?.generation == 3)
+        try checkpoint(path, "RESTART")
+        let sizeBefore = walSize(path)
+        try await other.replaceKeyring(sampleKeyring("acct", generation: 4), expectedGeneration: 3)
+        #expect(walSize(path) <= sizeBefore, "the commit reused the WAL (\(sizeBefore) -> \(walSize(path)) bytes)")
+        #expect(try await mine.readKeyring()?.generation == 4, "a commit that rewrote the WAL in place")
+    }
+}

@@ -1,0 +1,5 @@
+#include "cmk_sqlite_connection.h"
+
+int cmk_sqlite_disable_checkpoint_on_close(sqlite3 *db, int *enabled) {
+    return sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, enabled);
+}
