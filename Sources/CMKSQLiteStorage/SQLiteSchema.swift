@@ -27,8 +27,12 @@ enum SQLiteSchema {
                 name TEXT NOT NULL,
                 touched REAL NOT NULL
             );
-            PRAGMA user_version = 1;
             """)
+        // Written only when it differs: setting it rewrites page 1 even to the same value, and a
+        // driver that opens an existing database must change no file (see ``SQLiteStorageDriver/readKeyring()``).
+        if try Int.fetchOne(db, sql: "PRAGMA user_version") != 1 {
+            try db.execute(sql: "PRAGMA user_version = 1")
+        }
     }
 
     /// Removes staged writes nobody touched since `cutoff` (left by a crash) and chunks that belong

@@ -227,3 +227,22 @@ struct SQLiteKeyringCacheTests {
         #expect(try await mine.readKeyring()?.generation == 4, "a commit that rewrote the WAL in place")
     }
 }
+
+extension SQLiteKeyringCacheTests {
+    @Test("opening a driver on an existing database and closing it change neither the database nor its WAL")
+    func openAndCloseWriteNothing() async throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/a.sqlite"
+        var driver: SQLiteStorageDriver? = try SQLiteStorageDriver(path: path, account: "a", handles: SQLiteHandles(capacity: 1))
+        try await driver!.replaceKeyring(sampleKeyring("a", generation: 1), expectedGeneration: nil)
+        driver = nil
+        func files() throws -> [FileIdentity?] { [try FileIdentity.of(path), try FileIdentity.of(path + "-wal")?.ignoringChangeTime] }
+        let before = try files()
+        #expect(before[1] != nil, "the WAL stays after the last connection closed")
+        driver = try SQLiteStorageDriver(path: path, account: "a", handles: SQLiteHandles(capacity: 1))
+        #expect(try await driver!.readKeyring()?.generation == 1)
+        #expect(try files() == before, "opening and reading wrote to the files")
+        driver = nil
+        #expect(try files() == before, "closing wrote to the files (a checkpoint on close?)")
+    }
+}
