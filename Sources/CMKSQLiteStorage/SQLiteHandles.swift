@@ -11,10 +11,12 @@ import Synchronization
 /// Closing is safe while another pool of this process has the same file open: SQLite's unix VFS
 /// keeps the descriptors of a file with locks held until those locks are released.
 public final class SQLiteHandles: Sendable {
-    /// The process-wide set, sized by `$CMK_SQLITE_OPEN_DATABASES` (default 128: at about five
-    /// descriptors per open pool this stays well inside systemd's default soft limit of 1,024).
+    /// The process-wide set, sized by `$CMK_SQLITE_OPEN_DATABASES` (default 32). An open database
+    /// costs about five descriptors and 150 KiB. A sync pass works on at most its concurrency
+    /// (default 4, at most 64) accounts at once, and kept keyrings spare idle passes any open, so
+    /// 32 keeps the daemon's memory low; a process serving many accounts' data at once may raise it.
     public static let shared = SQLiteHandles(
-        capacity: ProcessInfo.processInfo.environment["CMK_SQLITE_OPEN_DATABASES"].flatMap(Int.init).map { max(1, $0) } ?? 128)
+        capacity: ProcessInfo.processInfo.environment["CMK_SQLITE_OPEN_DATABASES"].flatMap(Int.init).map { max(1, $0) } ?? 32)
 
     /// How many databases may be open at once.
     public let capacity: Int

@@ -100,7 +100,7 @@ public final class SQLiteStorageDriver: StorageDriver {
                                     message: "cannot turn off the checkpoint on close (SQLite \(String(cString: sqlite3_libversion())))")
             }
             // Lookaside memory is a per-connection allocator for small objects, about 120 KiB
-            // reserved at open; with up to 128 databases of two connections open (and thousands
+            // reserved at open; with dozens of databases of two connections open (and thousands
             // opened per pass) it would cost more than it saves.
             let lookaside = cmk_sqlite_disable_lookaside(db.sqliteConnection)
             guard lookaside == SQLITE_OK else {

@@ -62,7 +62,7 @@ struct SyncScenario: Codable, Sendable {
             m.rssBefore = Measure.statusBytes("VmRSS") ?? 0
             guard Measure.resetPeakRSS() else { throw OpenSSLAnchor.Failure(description: "cannot reset the peak RSS via /proc/self/clear_refs") }
             var previous: SyncReport?
-            for _ in 0..<3 {
+            for _ in 0..<4 {
                 let pass = world.pass(through: world.vault, concurrency: concurrency)
                 let start = Measure.wall()
                 let (report, _) = await pass.run(previous: previous)

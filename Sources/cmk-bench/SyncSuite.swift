@@ -1,3 +1,4 @@
+import CMKCore
 import Foundation
 
 /// Suite 3: sync passes, each scenario in a child process (`cmk-bench scenario <json>`).
@@ -17,6 +18,9 @@ enum SyncSuite {
                         scenario.setupOnly = true
                         setup = try child(scenario).setupSeconds
                         scenario.setupOnly = false
+                        // Passes are minutes apart in the daemon: let the files written by the
+                        // binding settle, or the drivers would not keep what they read from them.
+                        Thread.sleep(forTimeInterval: Double(FileDerivedCache<Int>.settleMargin) + 0.5)
                     }
                     m = try child(scenario)
                 } catch {
@@ -26,10 +30,13 @@ enum SyncSuite {
                     try? FileManager.default.removeItem(atPath: root)
                     continue
                 }
-                let median = Distribution(m.passSeconds).p50
+                // The first pass after the process started reads every keyring; the later ones
+                // are the steady state of a daemon that passes every 15 minutes.
+                let median = Distribution(Array(m.passSeconds.dropFirst())).p50
                 results.add(Figure(suite: "sync", name: "idle pass wall, \(label)", value: median, unit: "s", maximum: big ? 1 : nil,
                                    detail: ["first pass s": m.passSeconds.first ?? .nan, "setup s": setup + m.setupSeconds,
                                             "failures": Double(m.failures)]))
+                results.add(Figure(suite: "sync", name: "first idle pass after start (cold), \(label)", value: m.passSeconds.first ?? .nan, unit: "s"))
                 results.add(Figure(suite: "sync", name: "idle pass vault calls, \(label)", value: Double(m.vaultCalls), unit: "calls", exactly: 1))
                 results.add(Figure(suite: "sync", name: "idle pass peak RSS, \(label)", value: Double(m.peakRSS), unit: "B",
                                    maximum: big ? 64 * 1_048_576 : nil, detail: ["RSS before passes B": Double(m.rssBefore)]))
