@@ -31,7 +31,7 @@ demo: deps
 	@bash scripts/demo.sh
 
 # Release binaries for the Debian package: the Swift runtime and Foundation linked statically,
-# system libraries (libc, libsystemd, libsqlite3) dynamically.
+# system libraries (libc, libsystemd, libsqlite3, libcrypto) dynamically.
 RELEASE_FLAGS := -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-syncer

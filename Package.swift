@@ -6,6 +6,7 @@ import PackageDescription
 // Layout (see docs/architecture.md):
 //   CMKCore        pure domain: keys, versions, snapshots, keyrings, errors, the KeyVault contract
 //   CMKEnvelope    envelope encryption: DEK wrapping (RSA-OAEP-256), segmented AES-256-GCM objects, DEK cache
+//   CLibcrypto     the system's OpenSSL libcrypto, for the RSA-OAEP-256 private operation only
 //   CMKLocalVault  the embedded default vault provider (a directory, private keys sealed at rest)
 //   CMKAzureKeyVault  the Azure Key Vault provider (keys REST API over HTTPS, OAuth2/managed identity)
 //   CMKTesting     in-memory vault, manual clock, the KeyVault conformance suite
@@ -56,7 +57,7 @@ let package = Package(
         .target(
             name: "CMKEnvelope",
             dependencies: [
-                "CMKCore",
+                "CMKCore", "CLibcrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
@@ -109,6 +110,9 @@ let package = Package(
         ),
         .target(name: "CMKAccounts", dependencies: ["CMKCore", "CMKEnvelope"], swiftSettings: strict),
         .target(name: "CMKSyncer", dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts"], swiftSettings: strict),
+        // The unwrap (RSA private operation) of the local vault runs in the system's OpenSSL 3
+        // libcrypto: about 2.4x BoringSSL's speed on CPUs with AVX-512 IFMA (docs/performance.md).
+        .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "CMKSystemd",
@@ -173,7 +177,7 @@ let package = Package(
         .testTarget(name: "CMKCoreTests", dependencies: ["CMKCore", "CMKTesting"], swiftSettings: strict),
         .testTarget(
             name: "CMKEnvelopeTests",
-            dependencies: ["CMKCore", "CMKEnvelope", "CMKTesting", .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto")],
+            dependencies: ["CMKCore", "CMKEnvelope", "CLibcrypto", "CMKTesting", .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(

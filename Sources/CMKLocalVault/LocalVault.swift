@@ -86,7 +86,7 @@ public final class LocalVault: KeyVaultAdministration {
             throw VaultError(.disabled, "version \(version) of key '\(key)' is disabled; it cannot unwrap")
         }
         let privateKey = try privateKey(key, stored, identity: identity)
-        return try DEKWrapping.unwrap(wrappedKey, with: privateKey.key)
+        return try privateKey.unwrap(wrappedKey)
     }
 
     // MARK: Reading
@@ -135,8 +135,8 @@ public final class LocalVault: KeyVaultAdministration {
     }
 
     /// The parsed private key of a version, unsealed once per file state.
-    private func privateKey(_ key: KeyReference, _ stored: KeyDocument.StoredVersion, identity: FileIdentity?) throws(VaultError) -> UnsealedPrivateKey {
-        if let cached = cache.withLock({ entries -> UnsealedPrivateKey? in
+    private func privateKey(_ key: KeyReference, _ stored: KeyDocument.StoredVersion, identity: FileIdentity?) throws(VaultError) -> RSAOAEPPrivateKey {
+        if let cached = cache.withLock({ entries -> RSAOAEPPrivateKey? in
             guard let entry = entries[key.name], entry.identity == identity,
                   entry.document.version(stored.id)?.sealedPrivateKey == stored.sealedPrivateKey else { return nil }
             return entry.privateKeys[stored.id]
@@ -145,13 +145,12 @@ public final class LocalVault: KeyVaultAdministration {
         }
         let der = try Sealing.open(stored.sealedPrivateKey, key: key.name, version: stored.id, masterKey: masterKey, path: path(of: key))
         defer { der.zeroize() }
-        let parsed: _RSA.Encryption.PrivateKey
+        let unsealed: RSAOAEPPrivateKey
         do {
-            parsed = try der.withUnsafeBytes { try _RSA.Encryption.PrivateKey(unsafeDERRepresentation: Data($0)) }
+            unsealed = try RSAOAEPPrivateKey(derRepresentation: der)
         } catch {
             throw VaultError(.corrupt, "key file \(path(of: key)): the private key of key '\(key)' version \(stored.id) does not parse")
         }
-        let unsealed = UnsealedPrivateKey(parsed)
         cache.withLock { entries in
             if entries[key.name]?.identity == identity,
                entries[key.name]?.document.version(stored.id)?.sealedPrivateKey == stored.sealedPrivateKey {

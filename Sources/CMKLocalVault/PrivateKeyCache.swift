@@ -1,18 +1,6 @@
 import CMKCore
-import CryptoExtras
+import CMKEnvelope
 import Foundation
-
-/// A parsed private key, shared between concurrent unwraps.
-///
-/// `@unchecked Sendable` is safe: the only stored property is an immutable
-/// `_RSA.Encryption.PrivateKey`, whose sole stored property is swift-crypto's
-/// `BoringSSLRSAPrivateKey`, which swift-crypto itself declares `Sendable` (its backing class
-/// is `@unchecked Sendable` over a BoringSSL `RSA` object, which BoringSSL documents as safe for
-/// concurrent private-key operations). The struct only lacks the conformance in swift-crypto.
-final class UnsealedPrivateKey: @unchecked Sendable {
-    let key: _RSA.Encryption.PrivateKey
-    init(_ key: _RSA.Encryption.PrivateKey) { self.key = key }
-}
 
 /// What the vault remembers about one key file between calls.
 struct CachedKeyFile: Sendable {
@@ -20,13 +8,14 @@ struct CachedKeyFile: Sendable {
     /// this process writes the file).
     var identity: FileIdentity?
     var document: KeyDocument
-    /// Parsed private keys by version id. Kept across re-reads only for versions whose sealed
+    /// Parsed private keys by version id (in the system's libcrypto; shared by concurrent
+    /// unwraps, see ``RSAOAEPPrivateKey``). Kept across re-reads only for versions whose sealed
     /// bytes did not change.
-    var privateKeys: [String: UnsealedPrivateKey]
+    var privateKeys: [String: RSAOAEPPrivateKey]
 
     /// The cache for a freshly read document, keeping the parsed keys that still apply.
     func refreshed(document newDocument: KeyDocument, identity newIdentity: FileIdentity) -> CachedKeyFile {
-        var kept: [String: UnsealedPrivateKey] = [:]
+        var kept: [String: RSAOAEPPrivateKey] = [:]
         for (id, key) in privateKeys {
             if let old = document.version(id), let new = newDocument.version(id),
                old.sealedPrivateKey == new.sealedPrivateKey {

@@ -143,7 +143,11 @@ struct LocalVaultDiskTests {
             let dek = DEKWrapping.generateDEK()
             let wrapped = try await vault.wrap(dek, key: ref, version: version.id, algorithm: .rsaOAEP256)
             #expect(try await vault.unwrap(wrapped, key: ref, version: version.id, algorithm: .rsaOAEP256) == dek)
-            let privateDER = try #require(vault.cache.withLock { $0[ref.name]?.privateKeys[version.id]?.key.derRepresentation })
+            // The parsed key lives in libcrypto; the DER to look for is what the seal holds.
+            let stored = try #require(try vault.cachedFile(ref)?.document.version(version.id))
+            let privateDER = try Sealing.open(stored.sealedPrivateKey, key: ref.name, version: version.id,
+                                              masterKey: vault.masterKey, path: fixture.keyFile(ref.name).path)
+                .withUnsafeBytes { Data($0) }
             let dekBytes = dek.withUnsafeBytes { Data($0) }
             let masterText = try String(contentsOf: fixture.masterKeyFile, encoding: .utf8).trimmingCharacters(in: .newlines)
             let masterBytes = try #require(Data(base64Encoded: masterText))
