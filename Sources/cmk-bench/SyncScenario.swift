@@ -40,8 +40,10 @@ struct SyncScenario: Codable, Sendable {
         var firstFailure: String?
         /// RSS after the accounts were opened, before the measured passes.
         var rssBefore = 0
-        /// Peak RSS during the measured passes (VmHWM after a reset to the RSS before them).
+        /// Peak RSS during the idle passes after the first (VmHWM reset once the first pass ended).
         var peakRSS = 0
+        /// Peak RSS during the first pass after the start (VmHWM reset once the accounts were open).
+        var coldPeakRSS = 0
         var setupSeconds = 0.0
     }
 
@@ -70,6 +72,10 @@ struct SyncScenario: Codable, Sendable {
                 m.vaultCalls = max(m.vaultCalls, report.vaultCalls)
                 record(report, into: &m)
                 previous = report
+                if m.passSeconds.count == 1 {
+                    m.coldPeakRSS = Measure.statusBytes("VmHWM") ?? 0
+                    guard Measure.resetPeakRSS() else { throw OpenSSLAnchor.Failure(description: "cannot reset the peak RSS via /proc/self/clear_refs") }
+                }
             }
             m.peakRSS = Measure.statusBytes("VmHWM") ?? 0
         case .rotate:

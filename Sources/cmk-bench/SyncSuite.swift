@@ -40,6 +40,7 @@ enum SyncSuite {
                 results.add(Figure(suite: "sync", name: "idle pass vault calls, \(label)", value: Double(m.vaultCalls), unit: "calls", exactly: 1))
                 results.add(Figure(suite: "sync", name: "idle pass peak RSS, \(label)", value: Double(m.peakRSS), unit: "B",
                                    maximum: big ? 64 * 1_048_576 : nil, detail: ["RSS before passes B": Double(m.rssBefore)]))
+                results.add(Figure(suite: "sync", name: "first idle pass after start (cold) peak RSS, \(label)", value: Double(m.coldPeakRSS), unit: "B"))
                 if m.failures > 0 { results.notes.append("idle \(label): \(m.failures) accounts failed, first: \(m.firstFailure ?? "?")") }
                 try? FileManager.default.removeItem(atPath: root)
             }
