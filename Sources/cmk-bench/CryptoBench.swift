@@ -64,18 +64,34 @@ enum CryptoBench {
         let dek = DEKWrapping.generateDEK()
         let wrapped = try await resolver.wrap(dek, id: .random(), key: key, version: version.id, created: Date())
 
-        let unwraps = try await Rate.measure(units: 1, seconds: plan.cryptoSeconds) {
-            _ = try await vault.unwrap(wrapped.wrappedKey, key: key, version: version.id, algorithm: .rsaOAEP256)
+        // Three interleaved rounds (ours, then openssl's), each side's best round counted: on a
+        // shared machine a neighbour can only slow a round down, and interleaving gives both
+        // sides the same chances. Every round is in the JSON.
+        var unwrapRounds: [Rate] = [], wrapRounds: [Rate] = []
+        var anchorRounds: [(privatePerSecond: Double, publicPerSecond: Double)] = []
+        for _ in 0..<3 {
+            unwrapRounds.append(try await Rate.measure(units: 1, seconds: Double(plan.cryptoSeconds)) {
+                _ = try await vault.unwrap(wrapped.wrappedKey, key: key, version: version.id, algorithm: .rsaOAEP256)
+            })
+            wrapRounds.append(try await Rate.measure(units: 1, seconds: Double(plan.cryptoSeconds)) {
+                _ = try await resolver.wrap(dek, id: wrapped.id, key: key, version: version.id, created: wrapped.created)
+            })
+            anchorRounds.append(try OpenSSLAnchor.rsa2048(seconds: plan.opensslSeconds))
         }
-        let wraps = try await Rate.measure(units: 1, seconds: plan.cryptoSeconds) {
-            _ = try await resolver.wrap(dek, id: wrapped.id, key: key, version: version.id, created: wrapped.created)
+        func rounds(_ values: [Double], _ name: String) -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: values.enumerated().map { ("\(name) round \($0.offset + 1)", $0.element) })
         }
-        let anchor = try OpenSSLAnchor.rsa2048(seconds: plan.opensslSeconds)
+        let unwraps = unwrapRounds.max { $0.perCPUSecond < $1.perCPUSecond }!
+        let wraps = wrapRounds.max { $0.perCPUSecond < $1.perCPUSecond }!
         results.add(Figure(suite: "rsa", name: "local vault unwraps (RSA-OAEP-256 decrypt)", value: unwraps.perCPUSecond, unit: "op/s",
-                           anchor: anchor.privatePerSecond, anchorName: "openssl rsa2048 private ops", target: 0.9,
-                           detail: ["wall op/s": unwraps.perWallSecond]))
+                           anchor: anchorRounds.map(\.privatePerSecond).max()!, anchorName: "openssl rsa2048 private ops", target: 0.9,
+                           detail: ["wall op/s": unwraps.perWallSecond]
+                               .merging(rounds(unwrapRounds.map(\.perCPUSecond), "op/s")) { a, _ in a }
+                               .merging(rounds(anchorRounds.map(\.privatePerSecond), "openssl")) { a, _ in a }))
         results.add(Figure(suite: "rsa", name: "local wraps (RSA-OAEP-256 encrypt)", value: wraps.perCPUSecond, unit: "op/s",
-                           anchor: anchor.publicPerSecond, anchorName: "openssl rsa2048 public ops", target: nil,
-                           detail: ["wall op/s": wraps.perWallSecond]))
+                           anchor: anchorRounds.map(\.publicPerSecond).max()!, anchorName: "openssl rsa2048 public ops", target: nil,
+                           detail: ["wall op/s": wraps.perWallSecond]
+                               .merging(rounds(wrapRounds.map(\.perCPUSecond), "op/s")) { a, _ in a }
+                               .merging(rounds(anchorRounds.map(\.publicPerSecond), "openssl")) { a, _ in a }))
     }
 }
