@@ -122,12 +122,7 @@ public final class DirectoryStorageDriver: StorageDriver {
     /// pass does not read and decode every account's JSON; any replacement (a new inode), write,
     /// `chmod` or `chown` makes the next call read and check the file again.
     public func readKeyring() async throws -> Keyring? {
-        let now = FileDerivedCache<Keyring?>.now()
-        let before = try keyringFingerprint()
-        if let kept = keyringCache.value(for: before) { return kept }
-        let keyring = try readKeyringFile()
-        keyringCache.store(keyring, readBetween: before, and: try keyringFingerprint(), now: now)
-        return keyring
+        try await keyringCache.value(fingerprint: keyringFingerprint) { try readKeyringFile() }
     }
 
     private func keyringFingerprint() throws -> [FileIdentity?] {

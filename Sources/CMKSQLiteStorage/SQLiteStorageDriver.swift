@@ -193,15 +193,12 @@ public final class SQLiteStorageDriver: StorageDriver {
     /// `stat` of each), so an idle pass over thousands of accounts opens no database: beyond the
     /// ``SQLiteHandles`` capacity every read would otherwise reopen one.
     public func readKeyring() async throws -> Keyring? {
-        let now = FileDerivedCache<Keyring?>.now()
-        let before = try keyringFingerprint()
-        if let kept = keyringCache.value(for: before) { return kept }
-        let row = try await Self.database("read keyring from '\(path)'") {
-            try await pool.read { db in try SQLiteSchema.keyringRow(db) }
+        try await keyringCache.value(fingerprint: keyringFingerprint) {
+            let row = try await Self.database("read keyring from '\(path)'") {
+                try await pool.read { db in try SQLiteSchema.keyringRow(db) }
+            }
+            return try row.map(decode)
         }
-        let keyring = try row.map(decode)
-        keyringCache.store(keyring, readBetween: before, and: try keyringFingerprint(), now: now)
-        return keyring
     }
 
     /// What the keyring's bytes depend on: the database file and its WAL. Commits write the WAL

@@ -98,6 +98,17 @@ public final class FileDerivedCache<Value: Sendable>: Sendable {
         entry.withLock { $0 = keep ? Entry(fingerprint: before, value: value) : nil }
     }
 
+    /// The kept value while the files still have the fingerprint `fingerprint()` returns;
+    /// otherwise `read()`, kept if the files stayed as they were and have settled.
+    public func value(fingerprint: () throws -> [FileIdentity?], read: () async throws -> Value) async throws -> Value {
+        let now = Self.now()
+        let before = try fingerprint()
+        if let kept = value(for: before) { return kept }
+        let fresh = try await read()
+        store(fresh, readBetween: before, and: try fingerprint(), now: now)
+        return fresh
+    }
+
     /// Forgets the value (after this process changed the files).
     public func invalidate() {
         entry.withLock { $0 = nil }
