@@ -51,7 +51,7 @@ let package = Package(
     targets: [
         .target(
             name: "CMKCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CMalloc", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .target(
@@ -113,6 +113,8 @@ let package = Package(
         // The unwrap (RSA private operation) of the local vault runs in the system's OpenSSL 3
         // libcrypto: about 2.4x BoringSSL's speed on CPUs with AVX-512 IFMA (docs/performance.md).
         .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // glibc's mallopt and malloc_trim (the daemon's heap policy, ProcessMemory in CMKCore).
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "CMKSystemd",

@@ -16,6 +16,7 @@ public enum DaemonMain {
     /// Returns the process exit code.
     public static func run(configPath: String, once: Bool, logFormat: LogFormat?) async -> Int32 {
         let environment = ProcessInfo.processInfo.environment
+        ProcessMemory.configure(environment: environment)
         let configuration: SyncerConfiguration
         do {
             configuration = try SyncerConfiguration.load(path: configPath, environment: environment)

@@ -118,6 +118,8 @@ public final class SyncService: Service {
         } else {
             notifier.ready(status: line)
         }
+        // What the pass freed goes back to the kernel, not to idle malloc arenas.
+        ProcessMemory.release()
     }
 
     private func reload() async {

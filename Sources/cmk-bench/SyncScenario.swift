@@ -47,8 +47,9 @@ struct SyncScenario: Codable, Sendable {
         var setupSeconds = 0.0
     }
 
-    /// Runs in the child.
+    /// Runs in the child, under the daemon's heap policy (``ProcessMemory``).
     func run() async throws -> Measurement {
+        ProcessMemory.configure()
         var m = Measurement()
         let setupStart = Measure.wall()
         let world = try SyncWorld(root: root, driver: driver, count: accounts)
@@ -72,6 +73,8 @@ struct SyncScenario: Codable, Sendable {
                 m.vaultCalls = max(m.vaultCalls, report.vaultCalls)
                 record(report, into: &m)
                 previous = report
+                // As the daemon does after each pass.
+                ProcessMemory.release()
                 if m.passSeconds.count == 1 {
                     m.coldPeakRSS = Measure.statusBytes("VmHWM") ?? 0
                     guard Measure.resetPeakRSS() else { throw OpenSSLAnchor.Failure(description: "cannot reset the peak RSS via /proc/self/clear_refs") }
