@@ -60,12 +60,8 @@ struct LogFile: ~Copyable {
 
     /// Refuses anything but a regular file that neither group nor others may write.
     private func requireSafeMode() throws(AuditError) {
-        let info = try status()
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw AuditError(.permissions, "security log '\(path)' is not a regular file")
-        }
-        if info.st_mode & 0o022 != 0 {
-            throw AuditError(.permissions, "security log '\(path)' has mode \(SystemFile.octal(info.st_mode)), which lets group or others write it; fix it with: chmod 0600 '\(path)'")
+        if let problem = FileAccessRule.appendOnlyLog.problem(with: try status(), path: path, what: "security log") {
+            throw AuditError(.permissions, problem.description)
         }
     }
 

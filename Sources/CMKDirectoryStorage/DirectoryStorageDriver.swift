@@ -56,10 +56,10 @@ public final class DirectoryStorageDriver: StorageDriver {
         try Self.makePrivateDirectory(directory, parents: true)
         try Self.makePrivateDirectory(objectsDirectory, parents: false)
         if let info = try POSIXFile.status(keyringPath) {
-            try POSIXFile.requirePrivate(info, keyringPath, what: "keyring file", wanted: "600")
+            try POSIXFile.require(.privateFile, info, keyringPath, what: "keyring file")
         }
         if let info = try POSIXFile.status(lock.path) {
-            try POSIXFile.requirePrivate(info, lock.path, what: "lock file", wanted: "600")
+            try POSIXFile.require(.privateFile, info, lock.path, what: "lock file")
         }
         try removeStaleTemporaries()
     }
@@ -83,7 +83,7 @@ public final class DirectoryStorageDriver: StorageDriver {
         guard let info = try POSIXFile.status(path), info.st_mode & S_IFMT == S_IFDIR else {
             throw StorageError(.misconfigured, "'\(path)' is not a directory; an account location must be a directory")
         }
-        try POSIXFile.requirePrivate(info, path, what: "account directory", wanted: "700")
+        try POSIXFile.require(.privateDirectory, info, path, what: "account directory")
     }
 
     /// Removes what a crash can leave behind: keyring temporaries (only written under the lock,
@@ -134,7 +134,7 @@ public final class DirectoryStorageDriver: StorageDriver {
         guard let fd = try POSIXFile.open(keyringPath, O_RDONLY | O_NOFOLLOW, missingOK: true) else { return nil }
         defer { close(fd) }
         let info = try POSIXFile.status(of: fd, keyringPath)
-        try POSIXFile.requirePrivate(info, keyringPath, what: "keyring file", wanted: "600")
+        try POSIXFile.require(.privateFile, info, keyringPath, what: "keyring file")
         guard info.st_size <= KeyringJSON.maximumSize else {
             throw StorageError(.corrupt, "keyring file '\(keyringPath)' is \(info.st_size) bytes, more than a keyring can be")
         }

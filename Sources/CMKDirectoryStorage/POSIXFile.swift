@@ -62,16 +62,11 @@ enum POSIXFile {
         return (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }
 
-    static func octal(_ mode: mode_t) -> String { SystemFile.octal(mode) }
-
-    /// Refuses a file or directory that group or others may read or write, or that another user owns.
-    static func requirePrivate(_ info: Glibc.stat, _ path: String, what: String, wanted: String) throws {
-        if info.st_mode & 0o077 != 0 {
-            throw StorageError(.permissions, "\(what) '\(path)' has mode \(octal(info.st_mode)), which gives group or others access; fix it with: chmod \(wanted) '\(path)'")
-        }
-        if info.st_uid != geteuid() {
-            throw StorageError(.permissions, "\(what) '\(path)' is owned by uid \(info.st_uid), not by this process (uid \(geteuid())); fix it with: chown \(geteuid()) '\(path)'")
-        }
+    /// Refuses a file or directory that breaks `rule`: the wrong type (`.misconfigured`), another
+    /// user's, or open to group or others (`.permissions`).
+    static func require(_ rule: FileAccessRule, _ info: Glibc.stat, _ path: String, what: String) throws {
+        guard let problem = rule.problem(with: info, path: path, what: what) else { return }
+        throw StorageError(problem.kind == .type ? .misconfigured : .permissions, problem.description)
     }
 }
 

@@ -45,15 +45,8 @@ enum MasterKey {
         guard stat(path, &info) == 0 else {
             throw VaultError(.misconfigured, "cannot read master key file \(path): \(VaultFiles.errnoText()); create one with `cmk-syncer` first-run setup (LocalVault.createMasterKeyFile)")
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw VaultError(.misconfigured, "master key file \(path) is not a regular file")
-        }
-        guard info.st_uid == geteuid() else {
-            throw VaultError(.misconfigured, "master key file \(path) is owned by uid \(info.st_uid), not by the current user (uid \(geteuid())): chown it to the user the syncer runs as")
-        }
-        let mode = info.st_mode & 0o7777
-        guard mode & 0o077 == 0 else {
-            throw VaultError(.misconfigured, "master key file \(path) has mode \(VaultFiles.octal(mode)); it must be readable by its owner only: chmod 600 \(path)")
+        if let problem = FileAccessRule.privateFile.problem(with: info, path: path, what: "master key file") {
+            throw VaultError(.misconfigured, problem.description)
         }
     }
 

@@ -88,17 +88,8 @@ enum VaultFiles {
             chmod(path, 0o700)
             guard stat(path, &info) == 0 else { throw VaultError(.misconfigured, "cannot stat \(what) \(path): \(errnoText())") }
         }
-        guard (info.st_mode & S_IFMT) == S_IFDIR else {
-            throw VaultError(.misconfigured, "\(what) \(path) is not a directory")
-        }
-        guard info.st_uid == geteuid() else {
-            throw VaultError(.misconfigured, "\(what) \(path) is owned by uid \(info.st_uid), not by the current user (uid \(geteuid())): chown it to the user the syncer runs as")
-        }
-        let mode = info.st_mode & 0o7777
-        guard mode & 0o022 == 0 else {
-            throw VaultError(.misconfigured, "\(what) \(path) has mode \(octal(mode)), which lets group or others write to it: chmod 700 \(path)")
+        if let problem = FileAccessRule.ownDirectory.problem(with: info, path: path, what: what) {
+            throw VaultError(.misconfigured, problem.description)
         }
     }
-
-    static func octal(_ mode: mode_t) -> String { SystemFile.octal(mode) }
 }

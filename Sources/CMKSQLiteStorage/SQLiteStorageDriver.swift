@@ -151,15 +151,11 @@ public final class SQLiteStorageDriver: StorageDriver {
             }
             guard fstatat(AT_FDCWD, path, &info, 0) == 0 else { throw StorageError(.io, "cannot stat database file '\(path)'") }
         }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw StorageError(.misconfigured, "'\(path)' is not a regular file; an sqlite account location must be a database file")
-        }
-        if info.st_mode & 0o077 != 0 {
-            let mode = String(info.st_mode & 0o777, radix: 8)
-            throw StorageError(.permissions, "database file '\(path)' has mode 0\(mode), which gives group or others access; fix it with: chmod 600 '\(path)'")
-        }
-        if info.st_uid != geteuid() {
-            throw StorageError(.permissions, "database file '\(path)' is owned by uid \(info.st_uid), not by this process (uid \(geteuid())); fix it with: chown \(geteuid()) '\(path)'")
+        if let problem = FileAccessRule.privateFile.problem(with: info, path: path, what: "database file") {
+            guard problem.kind != .type else {
+                throw StorageError(.misconfigured, "\(problem); an sqlite account location must be a database file")
+            }
+            throw StorageError(.permissions, problem.description)
         }
     }
 

@@ -90,7 +90,7 @@ struct SecurityLogDurabilityTests {
             let error = try #require(throws: AuditError.self) { try attempt() }
             #expect(error.code == .permissions)
             #expect(error.category == .configuration)
-            #expect(error.reason.contains("chmod 0600"))
+            #expect(error.reason.contains("chmod 600"))
         }
         #expect(chmod(dir.logPath, 0o640) == 0)
         #expect(try log.verify().verifiedCount == 1)

@@ -94,7 +94,7 @@ struct AuthenticationTests {
         let path = try Fixtures.secretFile()
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
         let error = #expect(throws: VaultError.self) { _ = try SecretFile.readSecret(path, what: "client secret") }
-        #expect(error?.code == .misconfigured && error?.reason.contains("mode 644") == true)
+        #expect(error?.code == .misconfigured && error?.reason.contains("mode 0644") == true)
         #expect(throws: VaultError.self) { _ = try SecretFile.readSecret(path + ".missing", what: "client secret") }
         try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: path)
         #expect(try SecretFile.readSecret(path, what: "client secret").reveal() == "s3cr3t-client-value")
@@ -109,7 +109,7 @@ struct AuthenticationTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
         configuration = Fixtures.configuration(secretFile: path)
         let open = #expect(throws: VaultError.self) { _ = try AzureKeyVault(configuration: configuration, transport: ScriptedTransport()) }
-        #expect(open?.reason.contains("mode 640") == true)
+        #expect(open?.reason.contains("mode 0640") == true)
         configuration.credential = .clientCertificate(tenantID: Fixtures.tenant, clientID: "c", certificateFile: path, keyFile: path)
         #expect(throws: VaultError.self) { _ = try AzureKeyVault(configuration: configuration, transport: ScriptedTransport()) }
     }

@@ -12,12 +12,8 @@ enum SecretFile {
         guard stat(path, &info) == 0 else {
             throw VaultError(.misconfigured, "\(what) file \(path) cannot be read: \(String(cString: strerror(errno)))")
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw VaultError(.misconfigured, "\(what) file \(path) is not a regular file")
-        }
-        let mode = info.st_mode & 0o777
-        guard mode & 0o077 == 0 else {
-            throw VaultError(.misconfigured, "\(what) file \(path) has mode \(String(mode, radix: 8)); it must be readable by its owner only (chmod 600), or come from LoadCredential=")
+        if let problem = FileAccessRule.credentialFile.problem(with: info, path: path, what: "\(what) file") {
+            throw VaultError(.misconfigured, problem.kind == .mode ? "\(problem) (or let LoadCredential= provide it)" : problem.description)
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw VaultError(.misconfigured, "\(what) file \(path) cannot be read")
