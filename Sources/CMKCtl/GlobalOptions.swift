@@ -28,8 +28,24 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// The daemon's service graph, as the daemon builds it (vault, accounts, data plane, logs).
-    func buildDaemon() async throws -> Daemon {
-        try await Daemon.build(configuration: try loadConfiguration())
+    func buildDaemon(environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Daemon {
+        let configuration = try loadConfiguration()
+        try Self.requireMasterKeyReachable(configuration, environment: environment)
+        return try await Daemon.build(configuration: configuration, environment: environment)
+    }
+
+    /// A local vault whose master key is a systemd credential opens only inside the service: the
+    /// unit's `LoadCredential=` hands the key to the daemon, never to a shell. Say so, and what to
+    /// do, instead of the daemon's advice to add `LoadCredential=` to a unit that has it.
+    static func requireMasterKeyReachable(_ configuration: SyncerConfiguration, environment: [String: String]) throws {
+        guard configuration.vault.provider == .local, let local = configuration.vault.local,
+              case .credential(let name) = local.masterKey, (environment["CREDENTIALS_DIRECTORY"] ?? "").isEmpty else { return }
+        throw CtlError("""
+            this command opens the local vault, and its master key is the systemd credential '\(name)' \
+            (vault.local.master-key-credential in \(configuration.file)), which only the service receives. \
+            `cmkctl status`, `sync` and `audit` work from a shell; for keys, accounts and data use a configuration \
+            whose vault.local.master-key-file names the key, run as the vault's owner (docs/packaging.md, "Known limitation")
+            """, exitCode: CMKExitCode.configuration)
     }
 }
 

@@ -228,6 +228,27 @@ struct CLITests {
         #expect(result.stderr == "cmkctl: no account named nope (accounts: files-1, sql-1, audit-1)\n")
     }
 
+    @Test("vault commands on a credential master key outside the service: exit 78 that says why, nothing created")
+    func credentialMasterKeyOutsideTheService() throws {
+        let harness = try Harness()
+        defer { harness.cleanUp() }
+        let yaml = try String(contentsOfFile: harness.config, encoding: .utf8)
+            .replacingOccurrences(of: "master-key-file: \(harness.root)/master.key", with: "master-key-credential: vault-master-key")
+        let config = harness.root + "/credential.yaml"
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["CREDENTIALS_DIRECTORY"] = nil
+        environment["CMK_SYNCER_CONFIG"] = nil
+        for command in [["keys", "list"], ["accounts", "list"], ["data", "get", "files-1", "x"]] {
+            let result = try Harness.run(try Harness.binary("cmkctl"), command + ["--config", config], environment: environment)
+            #expect(result.code == 78, "\(command): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("cmkctl: this command opens the local vault, and its master key is the systemd credential 'vault-master-key' (vault.local.master-key-credential in \(config)), which only the service receives."), "\(command): \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: harness.state + "/vault"), "a refused command created the vault")
+        let audit = try Harness.run(try Harness.binary("cmkctl"), ["audit", "verify", "--config", config], environment: environment)
+        #expect(!audit.stderr.contains("only the service receives"), "\(audit.stderr)")
+    }
+
     @Test func missingConfigurationIsExit78WithThePath() throws {
         let path = NSTemporaryDirectory() + "cmkctl-missing-\(UUID().uuidString).yaml"
         let result = try Harness.run(try Harness.binary("cmkctl"), ["status", "--config", path])
