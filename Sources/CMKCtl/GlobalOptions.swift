@@ -35,17 +35,22 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// A local vault whose master key is a systemd credential opens only inside the service: the
-    /// unit's `LoadCredential=` hands the key to the daemon, never to a shell. Say so, and what to
-    /// do, instead of the daemon's advice to add `LoadCredential=` to a unit that has it.
+    /// unit's `LoadCredential=` hands the key to the daemon, never to a shell. The configuration
+    /// knows when the credential is out of reach (``SyncerConfiguration/masterKeyPath(environment:)``);
+    /// cmkctl says so in its own words, instead of the daemon's advice to add `LoadCredential=` to
+    /// a unit that has it.
     static func requireMasterKeyReachable(_ configuration: SyncerConfiguration, environment: [String: String]) throws {
-        guard configuration.vault.provider == .local, let local = configuration.vault.local,
-              case .credential(let name) = local.masterKey, (environment["CREDENTIALS_DIRECTORY"] ?? "").isEmpty else { return }
-        throw CtlError("""
-            this command opens the local vault, and its master key is the systemd credential '\(name)' \
-            (vault.local.master-key-credential in \(configuration.file)), which only the service receives. \
-            `cmkctl status`, `sync` and `audit` work from a shell; for keys, accounts and data use a configuration \
-            whose vault.local.master-key-file names the key, run as the vault's owner (docs/packaging.md, "Known limitation")
-            """, exitCode: CMKExitCode.configuration)
+        guard configuration.vault.provider == .local else { return }
+        let result = Result { () throws(ConfigurationError) in try configuration.masterKeyPath(environment: environment) }
+        if case .failure(let error) = result, error.code == .credentialsDirectoryMissing {
+            let name = error.keyPath ?? "vault.local.master-key-credential"
+            throw CtlError("""
+                this command opens the local vault, and its master key is a systemd credential \
+                (\(name) in \(configuration.file)), which only the service receives. \
+                `cmkctl status`, `sync` and `audit` work from a shell; for keys, accounts and data use a configuration \
+                whose vault.local.master-key-file names the key, run as the vault's owner (docs/packaging.md, "Known limitation")
+                """, exitCode: CMKExitCode.configuration)
+        }
     }
 }
 

@@ -80,10 +80,10 @@ public final class DirectoryStorageDriver: StorageDriver {
             if mkdir(path, 0o700) != 0 && errno != EEXIST { throw POSIXFile.error("mkdir", path) }
             if chmod(path, 0o700) != 0 { throw POSIXFile.error("chmod", path) }
         }
-        guard let info = try POSIXFile.status(path), info.st_mode & S_IFMT == S_IFDIR else {
-            throw StorageError(.misconfigured, "'\(path)' is not a directory; an account location must be a directory")
+        guard let info = try POSIXFile.status(path) else {
+            throw StorageError(.io, "account directory '\(path)' vanished right after it was created")
         }
-        try POSIXFile.require(.privateDirectory, info, path, what: "account directory")
+        try POSIXFile.require(.privateDirectory, info, path, what: "account directory", typeHint: "an account location must be a directory")
     }
 
     /// Removes what a crash can leave behind: keyring temporaries (only written under the lock,

@@ -62,11 +62,12 @@ enum POSIXFile {
         return (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }
 
-    /// Refuses a file or directory that breaks `rule`: the wrong type (`.misconfigured`), another
-    /// user's, or open to group or others (`.permissions`).
-    static func require(_ rule: FileAccessRule, _ info: Glibc.stat, _ path: String, what: String) throws {
+    /// Refuses a file or directory that breaks `rule`: the wrong type (`.misconfigured`, with
+    /// `typeHint` appended when given), another user's, or open to group or others (`.permissions`).
+    static func require(_ rule: FileAccessRule, _ info: Glibc.stat, _ path: String, what: String, typeHint: String? = nil) throws {
         guard let problem = rule.problem(with: info, path: path, what: what) else { return }
-        throw StorageError(problem.kind == .type ? .misconfigured : .permissions, problem.description)
+        guard problem.kind == .type else { throw StorageError(.permissions, problem.description) }
+        throw StorageError(.misconfigured, typeHint.map { "\(problem); \($0)" } ?? problem.description)
     }
 }
 

@@ -34,6 +34,16 @@ struct DirectoryStorageDriverTests {
         #expect(error?.reason.contains("chmod 700") == true)
     }
 
+    @Test("refuses an account location that is a file, naming it")
+    func locationIsAFile() throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/file"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8), attributes: [.posixPermissions: 0o600]))
+        let error = #expect(throws: StorageError.self) { try DirectoryStorageDriver(directory: path, account: "file") }
+        #expect(error?.code == .misconfigured)
+        #expect(error?.reason == "account directory '\(path)' is not a directory; an account location must be a directory")
+    }
+
     @Test("refuses a keyring file others can read", arguments: [0o644, 0o640, 0o660, 0o604] as [mode_t])
     func unsafeKeyring(fileMode: mode_t) async throws {
         let root = try TemporaryDirectory()
