@@ -211,6 +211,9 @@ public struct DataPlane: Sendable {
 
     private func usableKeyring(_ account: Account) async throws -> Keyring {
         guard let keyring = try await account.driver.readKeyring() else {
+            if try await !account.driver.listObjects().isEmpty {
+                throw StorageError(.keyringMissing, "account '\(account.name)' holds objects but its keyring is missing: restore the keyring from a backup; no new keyring is made")
+            }
             throw StorageError(.notFound, "account '\(account.name)' has no keyring yet: run a sync pass first")
         }
         try RebindExecutor.check(keyring, belongsTo: account)

@@ -143,7 +143,8 @@ public struct RebindExecutor: Sendable {
         }
     }
 
-    static func check(_ keyring: Keyring, belongsTo account: Account) throws {
+    /// Throws unless `keyring` is a valid keyring of `account` bound to the account's key.
+    public static func check(_ keyring: Keyring, belongsTo account: Account) throws {
         guard keyring.account == account.name else {
             throw StorageError(.wrongAccount, "the keyring at account '\(account.name)' belongs to account '\(keyring.account)'")
         }

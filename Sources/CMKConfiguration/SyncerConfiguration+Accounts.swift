@@ -41,5 +41,17 @@ extension SyncerConfiguration {
                 (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D
             }
         }
+
+        /// Whether an account at `location` would keep data inside the vault directory `vault`, or
+        /// the vault inside it: compared as written and with symbolic links resolved, so a location
+        /// that is a link into the vault is refused too.
+        public static func overlaps(_ location: String, _ vault: String) -> Bool {
+            func inside(_ path: String, _ ancestor: String) -> Bool {
+                path == ancestor || ancestor == "/" || path.hasPrefix(ancestor + "/")
+            }
+            let (physicalLocation, physicalVault) = (SystemFile.physicalPath(location), SystemFile.physicalPath(vault))
+            return inside(location, vault) || inside(vault, location)
+                || inside(physicalLocation, physicalVault) || inside(physicalVault, physicalLocation)
+        }
     }
 }

@@ -37,6 +37,14 @@ struct AccountsCommand: AsyncParsableCommand {
         /// Why the keyring or the object list could not be read.
         var error: String?
 
+        /// The keyring in a few words: its generation, unreadable, missing (objects without one) or none yet.
+        var keyringState: String {
+            if let generation { return "generation \(generation)" }
+            if error != nil { return "unreadable (see error)" }
+            if let objects, objects > 0 { return "MISSING (the account holds \(objects) objects)" }
+            return "none yet (run a sync pass)"
+        }
+
         static func make(_ account: Account, daemon: Daemon) async -> Summary {
             let settings = daemon.configuration.account(named: account.name)
             var summary = Summary(name: account.name, kind: account.kind.rawValue, driver: settings?.driver.rawValue ?? "?",
@@ -74,7 +82,7 @@ struct AccountsCommand: AsyncParsableCommand {
             for account in daemon.accounts { summaries.append(await Summary.make(account, daemon: daemon)) }
             if json { return try Output.json(summaries) }
             Output.table(["ACCOUNT", "KIND", "DRIVER", "BINDING", "GENERATION", "DEKS", "SUSPENDED", "OBJECTS"], summaries.map { summary in
-                [summary.name, summary.kind, summary.driver, summary.binding ?? (summary.hasKeyring ? "-" : "no keyring yet"),
+                [summary.name, summary.kind, summary.driver, summary.binding ?? (summary.hasKeyring ? "-" : summary.keyringState),
                  summary.generation.map { "\($0)" } ?? "-", "\(summary.deks.count)", summary.suspended ? "yes" : "no",
                  summary.objects.map { "\($0)" } ?? "?"]
             })
@@ -96,7 +104,7 @@ struct AccountsCommand: AsyncParsableCommand {
             Output.line("kind:       \(summary.kind)")
             Output.line("driver:     \(summary.driver)")
             Output.line("location:   \(summary.location)")
-            Output.line("keyring:    \(summary.generation.map { "generation \($0)" } ?? "none yet (run a sync pass)")")
+            Output.line("keyring:    \(summary.keyringState)")
             Output.line("binding:    \(summary.binding ?? "-")")
             Output.line("suspended:  \(summary.suspended ? "yes, since \(Output.date(summary.suspendedSince)) (\(summary.suspensionReason ?? "?"))" : "no")")
             Output.line("objects:    \(summary.objects.map { "\($0)" } ?? "?")")

@@ -25,7 +25,9 @@ extension Daemon {
         let cache = DEKCache(configuration: try DEKCache.Configuration(ttl: configuration.cache.ttl, capacity: configuration.cache.capacity),
                              clock: clock)
         let resolver = DEKResolver(vault: vault, cache: cache)
-        let accounts = try configuration.accounts.map { try makeAccount($0, key: configuration.vault.key) }
+        // Readers (the data plane) share the cache but give up on a throttling vault after cache.read-wait.
+        let readers = DEKResolver(vault: vault, cache: cache, throttle: VaultThrottle(maxWait: configuration.cache.readWait))
+        let accounts = configuration.accounts.map { makeAccount($0, key: configuration.vault.key, vaultDirectory: configuration.vault.local?.directory) }
         let sync = configuration.sync
         let settings = SyncPass.Settings(
             key: configuration.vault.key,
@@ -113,8 +115,20 @@ extension Daemon {
             keyName: key.name)
     }
 
-    static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference) throws -> Account {
-        let driver: any StorageDriver
+    /// The account with a driver that opens on first use: a location that cannot be opened (corrupt
+    /// database, unsafe permissions, missing with `create: false`) fails that account alone, on each
+    /// operation, with the error naming it, and opens once repaired (SPEC §5).
+    static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference, vaultDirectory: String?) -> Account {
+        let driver = DeferredStorageDriver(account: settings.name) { try openDriver(settings, vaultDirectory: vaultDirectory) }
+        return Account(name: settings.name, kind: settings.kind, driver: driver, key: key)
+    }
+
+    static func openDriver(_ settings: SyncerConfiguration.AccountSettings, vaultDirectory: String?) throws -> any StorageDriver {
+        // Checked again at every open, with links resolved: a link made after the configuration
+        // was checked must not send keyrings and objects into the vault.
+        if let vaultDirectory, SyncerConfiguration.AccountSettings.overlaps(settings.location, vaultDirectory) {
+            throw StorageError(.misconfigured, "account '\(settings.name)': location \(settings.location) resolves into or over the vault directory \(vaultDirectory); keep account data outside the vault")
+        }
         switch settings.driver {
         case .directory:
             if !settings.create, !FileManager.default.fileExists(atPath: settings.location) {
@@ -125,9 +139,7 @@ extension Daemon {
             if !settings.create, !FileManager.default.fileExists(atPath: settings.location) {
                 throw StorageError(.misconfigured, "account '\(settings.name)': database \(settings.location) does not exist (create it, or set create: true)")
             }
-            try FileManager.default.createDirectory(atPath: (settings.location as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            driver = try SQLiteStorageDriver(path: settings.location, account: settings.name)
+            return try SQLiteStorageDriver(path: settings.location, account: settings.name)
         }
         return Account(name: settings.name, kind: settings.kind, driver: driver, key: key)
     }

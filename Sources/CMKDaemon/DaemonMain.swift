@@ -29,6 +29,18 @@ public enum DaemonMain {
                          level: Logger.Level(rawValue: configuration.logging.level) ?? .info)
         let logger = Logger(label: "cmk-syncer")
         let notifier = SystemdNotifier()
+        let lock: StateDirectoryLock
+        do {
+            try SystemFile.makeDirectories(configuration.stateDirectory, mode: 0o700)
+            lock = try StateDirectoryLock(stateDirectory: configuration.stateDirectory)
+        } catch {
+            logger.critical("Cannot start: another cmk-syncer runs on this state directory.", metadata: [
+                "error": "\(error)", "message_id": "\(MessageID.alreadyRunning)", "cmk_state_directory": "\(configuration.stateDirectory)",
+            ])
+            notifier.errno(EBUSY, status: "failed to start: \(error)")
+            return CMKExitCode.failure
+        }
+        defer { withExtendedLifetime(lock) {} }
         let daemon: Daemon
         do {
             daemon = try await Daemon.build(configuration: configuration, environment: environment)

@@ -10,8 +10,10 @@ public enum MessageID {
     public static let credentialsRejected = "9c8b7a6d5e4f4132a1b0c9d8e7f6a567"
     public static let configurationInvalid = "3f2e1d0c9b8a47b6a5c4d3e2f1a0b978"
     public static let currentVersionUnusable = "6e5d4c3b2a1948f7e6d5c4b3a2918089"
+    public static let securityLogUnwritable = "3d811022bb5c4e7aab8e8d85aeeb0957"
+    public static let alreadyRunning = "a729425caaaf457c8fd45740e4be90ad"
 
     /// Every id, for catalog checks.
     public static let all = [keyRotated, keyPulled, keyRestored, keyMissing, versionDisabledInUse, vaultUnreachable,
-                             credentialsRejected, configurationInvalid, currentVersionUnusable]
+                             credentialsRejected, configurationInvalid, currentVersionUnusable, securityLogUnwritable, alreadyRunning]
 }

@@ -15,6 +15,8 @@ extension DirectoryStorageDriver {
             throw StorageError(.notFound, "object '\(name)' of account '\(account)' does not exist")
         }
         do {
+            // Objects are ciphertext, but a file others could write lets them replace or destroy data.
+            try POSIXFile.require(.privateFile, try POSIXFile.status(of: fd, path), path, what: "object file")
             return DirectoryObjectReader(fd: fd, path: path, revision: try ObjectFile.readRevision(fd, path))
         } catch {
             close(fd)

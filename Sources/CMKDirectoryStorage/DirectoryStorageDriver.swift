@@ -67,14 +67,12 @@ public final class DirectoryStorageDriver: StorageDriver {
     /// Creates `path` with mode 0700 if missing; refuses it if it exists with unsafe permissions.
     static func makePrivateDirectory(_ path: String, parents: Bool) throws {
         if try POSIXFile.status(path) == nil {
-            if parents {
-                let parent = (path as NSString).deletingLastPathComponent
-                if !parent.isEmpty, try POSIXFile.status(parent) == nil {
-                    do {
-                        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-                    } catch {
-                        throw StorageError(.misconfigured, "cannot create the parent directory '\(parent)' of an account directory", underlying: error)
-                    }
+            let parent = (path as NSString).deletingLastPathComponent
+            if parents, !parent.isEmpty, try POSIXFile.status(parent) == nil {
+                do throws(SystemFileError) {
+                    try SystemFile.makeDirectories(parent, mode: 0o700)
+                } catch {
+                    throw StorageError(.misconfigured, "cannot create the parent directory '\(parent)' of an account directory", underlying: error)
                 }
             }
             if mkdir(path, 0o700) != 0 && errno != EEXIST { throw POSIXFile.error("mkdir", path) }

@@ -4,6 +4,9 @@ import GRDB
 
 /// The tables of ``SQLiteStorageDriver`` and the queries on them.
 enum SQLiteSchema {
+    /// The schema version kept in `PRAGMA user_version`; a database with a higher one is refused.
+    static let version = 1
+
     static func create(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE IF NOT EXISTS keyring (
@@ -30,8 +33,12 @@ enum SQLiteSchema {
             """)
         // Written only when it differs: setting it rewrites page 1 even to the same value, and a
         // driver that opens an existing database must change no file (see ``SQLiteStorageDriver/readKeyring()``).
-        if try Int.fetchOne(db, sql: "PRAGMA user_version") != 1 {
-            try db.execute(sql: "PRAGMA user_version = 1")
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        guard version <= Self.version else {
+            throw StorageError(.misconfigured, "the database has schema version \(version), newer than this cmk-syncer's (\(Self.version)); run the cmk-syncer that wrote it, or restore a backup")
+        }
+        if version != Self.version {
+            try db.execute(sql: "PRAGMA user_version = \(Self.version)")
         }
     }
 

@@ -128,8 +128,8 @@ public final class SQLiteStorageDriver: StorageDriver {
     static func preparePrivateFile(_ path: String) throws {
         let parent = (path as NSString).deletingLastPathComponent
         if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
-            do {
-                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            do throws(SystemFileError) {
+                try SystemFile.makeDirectories(parent, mode: 0o700)
             } catch {
                 throw StorageError(.misconfigured, "cannot create the directory '\(parent)' of database '\(path)'", underlying: error)
             }
@@ -156,6 +156,15 @@ public final class SQLiteStorageDriver: StorageDriver {
                 throw StorageError(.misconfigured, "\(problem); an sqlite account location must be a database file")
             }
             throw StorageError(.permissions, problem.description)
+        }
+        // SQLite gives its WAL and shared-memory files the database's mode when it creates them,
+        // but one made or changed by someone else would hand others the committed pages.
+        for (suffix, what) in [("-wal", "write-ahead log"), ("-shm", "shared-memory file")] {
+            var side = stat()
+            guard fstatat(AT_FDCWD, path + suffix, &side, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            if let problem = FileAccessRule.privateFile.problem(with: side, path: path + suffix, what: "database \(what)") {
+                throw StorageError(problem.kind == .type ? .misconfigured : .permissions, problem.description)
+            }
         }
     }
 

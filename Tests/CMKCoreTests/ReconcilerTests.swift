@@ -42,7 +42,26 @@ struct ReconcilerTests {
     func disabledInUse() throws {
         let disabled = KeyVersion(id: "v1", created: t0, enabled: false)
         #expect(plan(.usable(target: v2), try keyring(["v1"]), versions: [disabled, v2]) == .blocked(.versionsDisabledInUse(["v1"])))
-        #expect(plan(.usable(target: v2), try keyring(["v0", "v2"]), versions: [v1, v2]) == .blocked(.versionsDisabledInUse(["v0"])))
+    }
+
+    @Test("a version the key does not have is unknown (another key or vault, or damage), not disabled")
+    func unknownVersion() throws {
+        #expect(plan(.usable(target: v2), try keyring(["v0", "v2"]), versions: [v1, v2]) == .blocked(.versionsUnknown(["v0"])))
+        let unusable = KeyCondition.currentUnusable(current: v2, refusal: .disabled, fallback: v1)
+        #expect(plan(unusable, try keyring(["v9"]), versions: [v1, v2]) == .blocked(.versionsUnknown(["v9"])))
+    }
+
+    @Test("an account that had a keyring is never given a new one, whatever the vault says")
+    func keyringMissing() throws {
+        let deleted = DeletedKey(key: try KeyReference("k"), deletedDate: t0, scheduledPurgeDate: nil)
+        for condition: KeyCondition in [.usable(target: v2), .pulled(deleted), .missing,
+                                        .currentUnusable(current: v2, refusal: .disabled, fallback: v1)] {
+            #expect(Reconciler.plan(condition, versions: [v1, v2], keyring: nil, keyringExpected: true, policy: policy, now: t0)
+                    == .blocked(.keyringMissing))
+        }
+        // A keyring that is there is planned as usual.
+        #expect(Reconciler.plan(.usable(target: v2), versions: [v1, v2], keyring: try keyring(["v2"]), keyringExpected: true,
+                                policy: policy, now: t0) == .inSync)
     }
 
     @Test("key pulled, immediate: suspend; already suspended: stay")

@@ -24,8 +24,8 @@ extension ConfigurationDecoder {
                 throw reader.error(.duplicate, path + ".location", "'\(account.location)' is already the location of accounts[\(other)]: each account needs its own", at: item.mapping?["location"] ?? item)
             }
             if let vaultDirectory = vault.local?.directory,
-               PathSyntax.isInside(account.location, vaultDirectory) || PathSyntax.isInside(vaultDirectory, account.location) {
-                throw reader.error(.invalidValue, path + ".location", "'\(account.location)' overlaps the vault directory '\(vaultDirectory)': keep account data outside the vault", at: item.mapping?["location"] ?? item)
+               SyncerConfiguration.AccountSettings.overlaps(account.location, vaultDirectory) {
+                throw reader.error(.invalidValue, path + ".location", "'\(account.location)' overlaps the vault directory '\(vaultDirectory)' (symbolic links resolved): keep account data outside the vault", at: item.mapping?["location"] ?? item)
             }
             names[account.name] = index
             locations[account.location] = index

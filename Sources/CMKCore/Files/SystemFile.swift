@@ -164,6 +164,46 @@ public enum SystemFile {
         return true
     }
 
+    /// Creates `path` and every missing parent with exactly `mode` (`chmod` after `mkdir`, so the
+    /// process's umask cannot widen or narrow it); directories that exist are left as they are.
+    /// Returns the directories it created, outermost first.
+    @discardableResult
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(SystemFileError) -> [String] {
+        var missing: [String] = []
+        var current = path
+        while !current.isEmpty, current != "/", current != ".", try status(current) == nil {
+            missing.append(current)
+            current = (current as NSString).deletingLastPathComponent
+        }
+        for directory in missing.reversed() {
+            if mkdir(directory, mode) != 0 {
+                if errno == EEXIST { continue }  // made meanwhile by someone else: theirs, left alone
+                throw SystemFileError("mkdir", directory)
+            }
+            if chmod(directory, mode) != 0 { throw SystemFileError("chmod", directory) }
+        }
+        return missing.reversed()
+    }
+
+    /// `path` with every symbolic link in its existing part resolved (`realpath(3)` of the longest
+    /// existing prefix, the rest appended), so that "is this inside that directory" can be asked of
+    /// where the data really goes. Paths that do not exist yet resolve through their nearest existing
+    /// ancestor.
+    public static func physicalPath(_ path: String) -> String {
+        var existing = path
+        var rest: [String] = []
+        while !existing.isEmpty, existing != "/" {
+            if let resolved = realpath(existing, nil) {
+                defer { free(resolved) }
+                let base = String(cString: resolved)
+                return rest.isEmpty ? base : (base == "/" ? "" : base) + "/" + rest.reversed().joined(separator: "/")
+            }
+            rest.append((existing as NSString).lastPathComponent)
+            existing = (existing as NSString).deletingLastPathComponent
+        }
+        return path
+    }
+
     /// The directory part of a path ("." for a bare name).
     public static func directory(of path: String) -> String {
         let directory = (path as NSString).deletingLastPathComponent

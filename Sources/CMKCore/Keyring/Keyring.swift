@@ -25,6 +25,9 @@ public struct Keyring: Hashable, Sendable, Codable {
         self.suspension = suspension
     }
 
+    /// Generations stay below this (Int64.max): larger ones are refused as corrupt.
+    public static let maximumGeneration = UInt64(Int64.max)
+
     /// The DEK with this id.
     public func dek(_ id: DEKID) -> WrappedDEK? { deks.first { $0.id == id } }
 
@@ -45,6 +48,10 @@ public struct Keyring: Hashable, Sendable, Codable {
         guard !deks.isEmpty else { throw VaultError(.corrupt, "keyring of account '\(account)' has no DEKs") }
         guard Set(deks.map(\.id)).count == deks.count else {
             throw VaultError(.corrupt, "keyring of account '\(account)' lists a DEK id twice")
+        // SQLite keeps generations as signed 64-bit integers, and the next write adds one.
+        guard generation >= 1, generation < Self.maximumGeneration else {
+            throw VaultError(.corrupt, "keyring of account '\(account)' has generation \(generation), outside 1...\(Self.maximumGeneration - 1)")
+        }
         }
         guard dek(activeDEK) != nil else {
             throw VaultError(.corrupt, "keyring of account '\(account)' names active DEK \(activeDEK), which it does not hold")

@@ -33,8 +33,14 @@ public enum AccountPlan: Hashable, Sendable {
 
     /// Why an account cannot be synced without an operator.
     public enum Blocker: Hashable, Sendable {
-        /// These versions still wrap DEKs of the account but are disabled (or gone): re-enable them.
+        /// These versions still wrap DEKs of the account but are disabled: re-enable them.
         case versionsDisabledInUse([String])
+        /// The keyring names versions the vault's key does not have: the keyring belongs to another
+        /// key or vault, or was damaged.
+        case versionsUnknown([String])
+        /// The account had a keyring (it has objects, or an earlier pass saw its keyring) and has
+        /// none now: its data cannot be read, and a new keyring would hide that.
+        case keyringMissing
         /// The key is purged or missing: the data cannot be unwrapped.
         case keyMissing
         /// The key was pulled before the account ever had a keyring.

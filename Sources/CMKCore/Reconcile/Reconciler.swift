@@ -8,11 +8,14 @@ public enum Reconciler {
     ///   - condition: what the vault snapshot means (``KeyCondition/from(_:now:)``).
     ///   - versions: the versions the snapshot listed (present or deleted key), to spot disabled ones.
     ///   - keyring: the account's stored keyring, nil if it has none yet.
+    ///   - keyringExpected: the account must have a keyring (it holds objects, or an earlier pass
+    ///     saw one): without one it is blocked, never given a new keyring.
     public static func plan(_ condition: KeyCondition, versions: [KeyVersion], keyring: Keyring?,
-                            policy: ReconcilePolicy, now: Date) -> AccountPlan {
+                            keyringExpected: Bool = false, policy: ReconcilePolicy, now: Date) -> AccountPlan {
         if let suspension = keyring?.suspension, suspension.reason == .operatorRequest {
             return .blocked(.operatorSuspension)
         }
+        if keyring == nil, keyringExpected { return .blocked(.keyringMissing) }
         switch condition {
         case .unreachable(let error), .accessDenied(let error):
             return .unreachable(error)
@@ -49,9 +52,11 @@ public enum Reconciler {
         }
     }
 
-    /// Versions that wrap DEKs of `keyring` but can no longer unwrap (disabled or no longer listed).
+    /// Versions that wrap DEKs of `keyring` but the key does not list (unknown), or lists disabled.
     static func disabledInUse(_ keyring: Keyring, versions: [KeyVersion]) -> AccountPlan? {
         let byID = Dictionary(versions.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let unknown = keyring.referencedVersions.filter { byID[$0] == nil }
+        if !unknown.isEmpty { return .blocked(.versionsUnknown(unknown)) }
         let broken = keyring.referencedVersions.filter { byID[$0]?.canUnwrap != true }
         return broken.isEmpty ? nil : .blocked(.versionsDisabledInUse(broken))
     }

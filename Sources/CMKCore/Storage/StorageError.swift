@@ -13,6 +13,7 @@ public struct StorageError: CategorizedError, Hashable {
             case unknownDEK = "storage.unknown-dek"
             case wrongAccount = "storage.wrong-account"
             case misconfigured = "storage.misconfigured"
+            case keyringMissing = "storage.keyring-missing"
         }
         fileprivate let backing: Backing
         fileprivate init(_ backing: Backing) { self.backing = backing }
@@ -39,6 +40,8 @@ public struct StorageError: CategorizedError, Hashable {
         public static let wrongAccount = Code(.wrongAccount)
         /// The driver's location or settings are wrong.
         public static let misconfigured = Code(.misconfigured)
+        /// The account had a keyring (it holds objects, or one was seen before) and has none now.
+        public static let keyringMissing = Code(.keyringMissing)
 
         public var description: String { backing.rawValue }
     }
@@ -65,7 +68,7 @@ public struct StorageError: CategorizedError, Hashable {
         case .conflict, .io: return .transient
         case .suspended: return .revoked
         case .permissions, .invalidName, .misconfigured: return .configuration
-        case .notFound, .alreadyExists, .corrupt, .unknownDEK, .wrongAccount: return .internal
+        case .notFound, .alreadyExists, .corrupt, .unknownDEK, .wrongAccount, .keyringMissing: return .internal
         }
     }
 

@@ -45,13 +45,17 @@ extension SyncPass {
             if previous?.cause != cause { events.append(SyncEvent(.keyMissing, "The root key is missing from the vault.")) }
         case .unreachable(let error):
             state = .degraded
-            cause = "vault unreachable (\(error.codeName): \(error.reason)); serving from cache, nothing suspended"
+            let suspended = outcomes.filter(\.report.suspended).count
+            let stays = suspended == 0 ? "nothing suspended" : "\(suspended) suspended account(s) stay suspended"
+            cause = "vault unreachable (\(error.codeName): \(error.reason)); serving from cache, \(stays)"
             events.append(SyncEvent(.vaultUnreachable, "The vault could not be reached; serving from cache.", fields: [
                 "error": error.codeName, "detail": error.reason, "retries": "\(retries)",
             ]))
         case .accessDenied(let error):
             state = .degraded
-            cause = "vault refused our credentials (\(error.codeName): \(error.reason)); check the identity's access, nothing suspended"
+            let suspended = outcomes.filter(\.report.suspended).count
+            let stays = suspended == 0 ? "nothing suspended" : "\(suspended) suspended account(s) stay suspended"
+            cause = "vault refused our credentials (\(error.codeName): \(error.reason)); check the identity's access, \(stays)"
             events.append(SyncEvent(.credentialsRejected, "The vault rejected the syncer's credentials.", fields: [
                 "error": error.codeName, "detail": error.reason,
             ]))
@@ -74,8 +78,19 @@ extension SyncPass {
         }
 
         // Account-level escalation.
-        let blockers = outcomes.compactMap(\.blocker)
-        if blockers.contains(where: { if case .versionsDisabledInUse = $0 { return true }; return false }) {
+        func accounts(blockedBy matches: (AccountPlan.Blocker) -> Bool) -> String {
+            outcomes.filter { $0.blocker.map(matches) ?? false }.map(\.report.name).joined(separator: ", ")
+        }
+        let keyringMissing = accounts { $0 == .keyringMissing }
+        let unknown = accounts { if case .versionsUnknown = $0 { return true }; return false }
+        let disabled = accounts { if case .versionsDisabledInUse = $0 { return true }; return false }
+        if !keyringMissing.isEmpty {
+            state = .critical
+            cause = "the keyring of \(keyringMissing) is missing (the account had one); restore it from a backup, no new keyring is made"
+        } else if !unknown.isEmpty {
+            state = .critical
+            cause = "the keyring of \(unknown) names key versions the vault does not have; restore it from a backup"
+        } else if !disabled.isEmpty {
             state = .critical
             let accounts = outcomes.filter { if case .versionsDisabledInUse = $0.blocker { return true }; return false }.map(\.report.name)
             cause = "a disabled key version still wraps DEKs of \(accounts.joined(separator: ", ")): re-enable it in the vault"

@@ -62,7 +62,10 @@ public struct SyncPass: Sendable {
         let started = clock.now()
         let callsBefore = vault.calls
         let (condition, versions, retries) = await observe()
-        var outcomes = await executeAll(condition: condition, versions: versions)
+        // Accounts an earlier pass saw with a keyring must still have one (a vanished keyring is
+        // never replaced by a new one).
+        let hadKeyring = Set((previous?.accounts ?? []).filter { $0.generation != nil }.map(\.name))
+        var outcomes = await executeAll(condition: condition, versions: versions, hadKeyring: hadKeyring)
         outcomes.sort { $0.report.name < $1.report.name }
         let finished = clock.now()
         let keyrings = Dictionary(outcomes.compactMap { o in o.keyring.map { (o.report.name, $0) } }, uniquingKeysWith: { a, _ in a })
@@ -113,27 +116,27 @@ public struct SyncPass: Sendable {
         var suspendedBefore: Date?
     }
 
-    private func executeAll(condition: KeyCondition, versions: [KeyVersion]) async -> [AccountResult] {
+    private func executeAll(condition: KeyCondition, versions: [KeyVersion], hadKeyring: Set<String>) async -> [AccountResult] {
         await withTaskGroup(of: AccountResult?.self) { group in
             var results: [AccountResult] = []
             var pending = accounts[...]
             for _ in 0..<max(1, settings.concurrency) {
                 guard let account = pending.popFirst() else { break }
-                group.addTask { await execute(account, condition: condition, versions: versions) }
+                group.addTask { await execute(account, condition: condition, versions: versions, hadKeyring: hadKeyring.contains(account.name)) }
             }
             while let result = await group.next() {
                 progress()
                 if let result { results.append(result) }
                 // On shutdown, finish the accounts in flight but start no new ones.
                 if !Task.isCancelled, !stopRequested(), let account = pending.popFirst() {
-                    group.addTask { await execute(account, condition: condition, versions: versions) }
+                    group.addTask { await execute(account, condition: condition, versions: versions, hadKeyring: hadKeyring.contains(account.name)) }
                 }
             }
             return results
         }
     }
 
-    private func execute(_ account: Account, condition: KeyCondition, versions: [KeyVersion]) async -> AccountResult {
+    private func execute(_ account: Account, condition: KeyCondition, versions: [KeyVersion], hadKeyring: Bool) async -> AccountResult {
         let started = ContinuousClock.now
         var events: [SyncEvent] = []
         var blocker: AccountPlan.Blocker?
@@ -142,7 +145,15 @@ public struct SyncPass: Sendable {
         var outcome: Outcome
         do {
             before = try await account.driver.readKeyring()
-            let plan = Reconciler.plan(condition, versions: versions, keyring: before, policy: settings.policy, now: clock.now())
+            // The checks a rebind makes hold for an account in sync too: a keyring of another
+            // account or bound to another key is never reported in sync.
+            if let before { try RebindExecutor.check(before, belongsTo: account) }
+            // Only an empty account may get its first keyring: objects without a keyring, or a
+            // keyring an earlier pass saw, mean the keyring vanished and the data cannot be read.
+            var expected = false
+            if before == nil { expected = hadKeyring ? true : try await !account.driver.listObjects().isEmpty }
+            let plan = Reconciler.plan(condition, versions: versions, keyring: before, keyringExpected: expected,
+                                       policy: settings.policy, now: clock.now())
             wrote = plan.writes
             (outcome, blocker) = try await perform(plan, on: account, keyring: before, events: &events)
         } catch {
@@ -225,6 +236,13 @@ public struct SyncPass: Sendable {
                                     fields: ["action": "re-enable version \(versions.joined(separator: ", ")) in the vault"]))
             return Outcome(.failed, reason: "version-disabled-in-use",
                            detail: "version \(versions.joined(separator: ", ")) is disabled but still wraps DEKs of this account: re-enable it in the vault")
+        case .versionsUnknown(let versions):
+            let list = versions.joined(separator: ", ")
+            return failed(account, reason: "version-unknown", events: &events,
+                          detail: "the keyring's DEKs are wrapped under version \(list), which the key does not have: the keyring belongs to another key or vault, or was damaged; restore it from a backup")
+        case .keyringMissing:
+            return failed(account, reason: StorageError.Code.keyringMissing.description, events: &events,
+                          detail: "the account's keyring is missing although the account had one (it holds objects, or an earlier pass saw its keyring); its data cannot be read until the keyring is restored from a backup; no new keyring is made")
         case .keyMissing:
             return Outcome(.failed, reason: "key-missing", detail: "the key is purged or missing; local data is kept")
         case .pulledBeforeCreation:
@@ -234,5 +252,11 @@ public struct SyncPass: Sendable {
         case .operatorSuspension:
             return Outcome(.suspended, reason: Suspension.Reason.operatorRequest.rawValue)
         }
+    }
+
+    private static func failed(_ account: Account, reason: String, events: inout [SyncEvent], detail: String) -> Outcome {
+        events.append(SyncEvent(.accountFailed, "Account could not be synced.", account: account.name,
+                                fields: ["reason": reason, "detail": detail]))
+        return Outcome(.failed, reason: reason, detail: detail)
     }
 }
