@@ -15,6 +15,7 @@ public struct AuditError: CategorizedError, Hashable {
             case lockTimeout = "audit.lock-timeout"
             case corrupt = "audit.corrupt"
             case invalidEntry = "audit.invalid-entry"
+            case missing = "audit.missing"
         }
         fileprivate let backing: Backing
         fileprivate init(_ backing: Backing) { self.backing = backing }
@@ -29,6 +30,8 @@ public struct AuditError: CategorizedError, Hashable {
         public static let corrupt = Code(.corrupt)
         /// An entry was refused: a field is too long or a detail looks like encoded key material.
         public static let invalidEntry = Code(.invalidEntry)
+        /// The log was started (its anchor says so) but is now absent or holds no record.
+        public static let missing = Code(.missing)
 
         public var description: String { backing.rawValue }
     }
@@ -56,8 +59,24 @@ public struct AuditError: CategorizedError, Hashable {
         switch code.backing {
         case .io, .lockTimeout: return .transient
         case .permissions: return .configuration
-        case .corrupt, .invalidEntry: return .internal
+        case .corrupt, .invalidEntry, .missing: return .internal
         }
+    }
+
+    /// A short, value-free phrase for a status line: the code and what it means
+    /// (`audit.corrupt: a record is broken, run cmkctl audit verify`). The full ``reason`` goes to
+    /// the journal.
+    public var summary: String {
+        let meaning: String
+        switch code.backing {
+        case .permissions: meaning = "wrong type, owner or mode, or access denied; see the journal"
+        case .io: meaning = "a system call failed; see the journal"
+        case .lockTimeout: meaning = "another process holds its lock"
+        case .corrupt: meaning = "a record is broken; run cmkctl audit verify"
+        case .invalidEntry: meaning = "an entry was refused"
+        case .missing: meaning = "the log has vanished or was emptied; restore it"
+        }
+        return "\(code): \(meaning)"
     }
 
     public var description: String {

@@ -21,6 +21,15 @@ struct LogFile: ~Copyable {
         return file
     }
 
+    /// Opens an existing log for appending without creating it (a check that it can be
+    /// appended); nil if it does not exist.
+    static func openExisting(_ path: String) throws(AuditError) -> LogFile? {
+        guard let fd = try open(path, O_RDWR | O_APPEND | O_NOFOLLOW, missingOK: true) else { return nil }
+        let file = LogFile(fd: fd, path: path)
+        try file.requireSafeMode()
+        return file
+    }
+
     /// Opens the log for reading; nil if it does not exist yet.
     static func openForReading(_ path: String) throws(AuditError) -> LogFile? {
         guard let fd = try open(path, O_RDONLY | O_NOFOLLOW, missingOK: true) else { return nil }
@@ -37,7 +46,7 @@ struct LogFile: ~Copyable {
     }
 
     /// Runs a ``SystemFile`` call, turning its failure into an ``AuditError``.
-    private static func mapped<T>(_ body: () throws(SystemFileError) -> T) throws(AuditError) -> T {
+    static func mapped<T>(_ body: () throws(SystemFileError) -> T) throws(AuditError) -> T {
         do throws(SystemFileError) { return try body() } catch { throw Self.error(error.operation, error.path, error.code) }
     }
 
@@ -45,7 +54,7 @@ struct LogFile: ~Copyable {
         try mapped { () throws(SystemFileError) in try SystemFile.open(path, flags, mode: mode, missingOK: missingOK) }
     }
 
-    private static func exists(_ path: String) throws(AuditError) -> Bool {
+    static func exists(_ path: String) throws(AuditError) -> Bool {
         try mapped { () throws(SystemFileError) in try SystemFile.status(path, followLinks: false) != nil }
     }
 
@@ -141,6 +150,19 @@ struct LogFile: ~Copyable {
             lastLine: Array(buffer[first..<newline]), lastLineOffset: start + Int64(first),
             torn: torn.isEmpty ? nil : (start + Int64(newline + 1), Array(torn))
         )
+    }
+
+    /// The first newline-terminated line (without its newline), or nil if the file holds no
+    /// newline within its first `limit` bytes.
+    func firstLine(limit: Int = 1 << 20) throws(AuditError) -> [UInt8]? {
+        var line = [UInt8]()
+        while line.count < limit {
+            let block = try readAt(Int64(line.count), count: 8192)
+            if block.isEmpty { return nil }
+            if let newline = block.firstIndex(of: UInt8(ascii: "\n")) { return line + block[..<newline] }
+            line += block
+        }
+        return nil
     }
 
     struct Tail {

@@ -11,25 +11,35 @@ extension SecurityLog {
     /// Throws only when the log cannot be read (`.permissions`, `.io`, `.lockTimeout`); a broken
     /// chain is a verdict, not an error.
     public func verify() throws(AuditError) -> VerificationResult {
+        let anchor = try SecurityLogAnchor.read(for: path)
         guard let file = try LogFile.openForReading(path) else {
-            return VerificationResult(outcome: .intact, verifiedCount: 0, headHash: SecurityRecord.genesisHash, warnings: [])
+            let outcome: VerificationResult.Outcome = anchor.map { .vanished(.init(started: $0.created, emptied: false)) } ?? .intact
+            return VerificationResult(outcome: outcome, verifiedCount: 0, headHash: SecurityRecord.genesisHash, warnings: [])
         }
         try file.lock(exclusive: false, timeout: lockTimeout)
         var state = ChainState()
         var broken: VerificationResult.BrokenRecord?
-        let torn = try file.forEachLine { (number, _, line) throws(AuditError) in
+        var verifiedBytes: Int64 = 0
+        let torn = try file.forEachLine { (number, offset, line) throws(AuditError) in
             guard broken == nil else { return }
             broken = state.check(line: line, number: number)
+            if broken == nil, number == 1, let anchor, state.head != anchor.firstHash {
+                broken = .init(line: 1, seq: 1, problem: .notTheAnchoredFirstRecord(anchored: anchor.firstHash, found: state.head))
+            }
+            if broken == nil { verifiedBytes = offset + Int64(line.count) + 1 }
         }
         let outcome: VerificationResult.Outcome
         if let broken {
             outcome = .broken(broken)
+        } else if let anchor, state.count == 0 {
+            outcome = .vanished(.init(started: anchor.created, emptied: true))
         } else if let torn {
             outcome = .tornTail(.init(offset: torn.offset, byteCount: torn.bytes.count, line: state.count + 1))
         } else {
             outcome = .intact
         }
-        return VerificationResult(outcome: outcome, verifiedCount: state.count, headHash: state.head, warnings: state.warnings)
+        return VerificationResult(outcome: outcome, verifiedCount: state.count, headHash: state.head, warnings: state.warnings,
+                                  verifiedBytes: verifiedBytes)
     }
 }
 

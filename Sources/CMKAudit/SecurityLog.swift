@@ -38,29 +38,25 @@ public final class SecurityLog: Sendable {
     /// Appends one record and returns it once it is on disk.
     ///
     /// Throws `.invalidEntry` for an entry that ``SecurityLogEntry/validate()`` refuses,
-    /// `.permissions` for a group/world-writable or inaccessible log, `.corrupt` if the last
-    /// complete line is not a record (run `cmkctl audit verify`), `.lockTimeout` or `.io`.
+    /// `.permissions` for a group/world-writable or inaccessible log, `.corrupt` if the end of the
+    /// chain is broken or the first record is not the one the log was started with (run
+    /// `cmkctl audit verify`), `.missing` if the log was started but has vanished or been emptied,
+    /// `.lockTimeout` or `.io`. Nothing is written when it throws before the write.
     @discardableResult
     public func append(_ entry: SecurityLogEntry) throws(AuditError) -> SecurityRecord {
         try entry.validate()
+        let anchor = try SecurityLogAnchor.read(for: path)
+        // A log that was started and has vanished is not silently started again.
+        if let anchor, try !LogFile.exists(path) { throw vanished(anchor, emptied: false) }
         let file = try LogFile.openForAppend(path)
         try file.lock(exclusive: true, timeout: lockTimeout)
         // Closing the descriptor (LogFile's deinit) releases the lock.
         let size = try file.status().st_size
-        let tail = try file.tail(size: Int64(size))
-
-        var seq = 1
-        var prev = SecurityRecord.genesisHash
-        if let line = tail.lastLine {
-            let last: SecurityRecord
-            do {
-                last = try SecurityRecord.parse(line: line)
-            } catch {
-                throw AuditError(.corrupt, "the last record of security log '\(path)' (at byte \(tail.lastLineOffset)) is not a valid record (\(error)); nothing was appended; run 'cmkctl audit verify'")
-            }
-            seq = last.seq + 1
-            prev = last.computedHash
-        }
+        let end = try chainEnd(of: file, size: Int64(size), anchor: anchor)
+        let tail = end.tail
+        var seq = end.seq
+        var prev = end.prev
+        var firstHash = end.firstHash
         let now = clock.now()
         var bytes = [UInt8]()
         var sizeBefore = Int64(size)
@@ -77,6 +73,7 @@ public final class SecurityLog: Sendable {
                 bytes.append(UInt8(ascii: "\n"))
                 seq += 1
                 prev = record.hash
+                firstHash = firstHash ?? record.hash
             } else {
                 details["action"] = "truncated"
                 try file.truncate(to: torn.offset)
@@ -86,11 +83,17 @@ public final class SecurityLog: Sendable {
             bytes += repair.canonicalBytes(includingHash: true) + [UInt8(ascii: "\n")]
             seq += 1
             prev = repair.hash
+            firstHash = firstHash ?? repair.hash
         }
         let record = SecurityRecord(seq: seq, time: now, entry: entry, prev: prev)
         bytes += record.canonicalBytes(includingHash: true) + [UInt8(ascii: "\n")]
         try file.appendOnce(bytes, sizeBefore: sizeBefore)
         try file.sync()
+        if anchor == nil {
+            // Once per log (and once for a log older than anchors). A failure here leaves the record
+            // appended; the next append writes the anchor.
+            try? SecurityLogAnchor.create(for: path, firstHash: firstHash ?? record.hash, now: now)
+        }
         return record
     }
 
@@ -98,10 +101,16 @@ public final class SecurityLog: Sendable {
     ///
     /// Parses every line but does not check the chain (use ``verify()``). A torn last line is
     /// skipped; any other line that is not a record throws `.corrupt` naming its line number.
-    /// A log that does not exist yet has no records.
+    /// A log that does not exist yet has no records; one that its anchor says was started and
+    /// that is missing or empty throws `.missing`.
     public func records(since: Date? = nil) throws(AuditError) -> [SecurityRecord] {
-        guard let file = try LogFile.openForReading(path) else { return [] }
+        let anchor = try SecurityLogAnchor.read(for: path)
+        guard let file = try LogFile.openForReading(path) else {
+            if let anchor { throw vanished(anchor, emptied: false) }
+            return []
+        }
         try file.lock(exclusive: false, timeout: lockTimeout)
+        if let anchor, try file.status().st_size == 0 { throw vanished(anchor, emptied: true) }
         var result = [SecurityRecord]()
         _ = try file.forEachLine { (number, _, line) throws(AuditError) in
             let record: SecurityRecord

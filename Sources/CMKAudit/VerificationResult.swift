@@ -13,6 +13,26 @@ public struct VerificationResult: Sendable, Hashable {
         case tornTail(TornTail)
         /// The first record that does not belong to the chain.
         case broken(BrokenRecord)
+        /// The log was started (its anchor says so) but is missing or holds no record: deleted,
+        /// truncated to nothing, or replaced by an empty file.
+        case vanished(Vanished)
+    }
+
+    /// A log that its anchor says was started but that is gone or empty.
+    public struct Vanished: Sendable, Hashable, CustomStringConvertible {
+        /// When the log was started, from its anchor.
+        public let started: Date
+        /// True when the file exists but holds no record; false when it does not exist.
+        public let emptied: Bool
+
+        public init(started: Date, emptied: Bool) {
+            self.started = started
+            self.emptied = emptied
+        }
+
+        public var description: String {
+            "the log was started on \(started.ISO8601Format()) but \(emptied ? "holds no record any more" : "no longer exists")"
+        }
     }
 
     /// Bytes after the last newline.
@@ -61,6 +81,9 @@ public struct VerificationResult: Sendable, Hashable {
         case seqGap(expected: Int, found: Int)
         /// `prev` is not the previous record's hash: a record before it was removed, replaced or moved.
         case prevMismatch(expected: String, found: String)
+        /// The first record is not the one the log was started with (its anchor names another
+        /// hash): the log was replaced by another chain.
+        case notTheAnchoredFirstRecord(anchored: String, found: String)
 
         public var description: String {
             switch self {
@@ -68,6 +91,8 @@ public struct VerificationResult: Sendable, Hashable {
             case .hashMismatch(let stored, let computed): return "hash mismatch: stored \(stored), content hashes to \(computed)"
             case .seqGap(let expected, let found): return "sequence gap: expected seq \(expected), found \(found)"
             case .prevMismatch(let expected, let found): return "chain broken: prev is \(found), previous record hashes to \(expected)"
+            case .notTheAnchoredFirstRecord(let anchored, let found):
+                return "log replaced: the first record hashes to \(found), but the log was started with \(anchored) (security.log.anchor)"
             }
         }
     }
@@ -93,17 +118,23 @@ public struct VerificationResult: Sendable, Hashable {
     public let headHash: String
     /// Oddities before the end or the break.
     public let warnings: [Warning]
+    /// The length in bytes of the part of the file that verified (up to and including the last
+    /// verified record's newline): cutting a broken log to this length leaves an intact chain.
+    public let verifiedBytes: Int64
 
-    public init(outcome: Outcome, verifiedCount: Int, headHash: String, warnings: [Warning]) {
+    public init(outcome: Outcome, verifiedCount: Int, headHash: String, warnings: [Warning], verifiedBytes: Int64 = 0) {
         self.outcome = outcome
         self.verifiedCount = verifiedCount
         self.headHash = headHash
         self.warnings = warnings
+        self.verifiedBytes = verifiedBytes
     }
 
-    /// True unless a record is broken (a torn tail is not tampering).
+    /// True unless a record is broken or the log vanished (a torn tail is not tampering).
     public var chainHolds: Bool {
-        if case .broken = outcome { return false }
-        return true
+        switch outcome {
+        case .intact, .tornTail: return true
+        case .broken, .vanished: return false
+        }
     }
 }

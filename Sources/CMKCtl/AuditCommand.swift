@@ -66,7 +66,10 @@ struct AuditCommand: AsyncParsableCommand {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify the security log's hash chain.",
-            discussion: "Exit 0 when the chain holds (a torn last line from a crash is reported, not an error); 1 naming the first broken record.")
+            discussion: """
+                Exit 0 when the chain holds (a torn last line from a crash is reported, not an error); 1 naming the first \
+                broken record, or when a log that was started (security.log.anchor) is missing or empty.
+                """)
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
@@ -80,7 +83,10 @@ struct AuditCommand: AsyncParsableCommand {
                 Output.line("\(log.path): \(result.verifiedCount) records, chain intact; head hash \(result.headHash)")
                 Output.line("line \(torn.line) is torn (\(torn.byteCount) bytes at offset \(torn.offset)): a write interrupted by a crash; the next append repairs it")
             case .broken(let broken):
-                throw CtlError("\(log.path): BROKEN at \(broken); \(result.verifiedCount) records before it verify (head hash \(result.headHash))")
+                throw CtlError("\(log.path): BROKEN at \(broken); \(result.verifiedCount) records before it verify (head hash \(result.headHash)), "
+                    + "the first \(result.verifiedBytes) bytes; keep a copy of the file, then `truncate -s \(result.verifiedBytes)` it to append again")
+            case .vanished(let vanished):
+                throw CtlError("\(log.path): VANISHED: \(vanished); restore it from a backup (docs/security-log.md)")
             }
         }
     }

@@ -5,18 +5,26 @@ import CMKDaemon
 import Foundation
 
 /// Runs one key operation against the provider's administration interface, records it in the
-/// security log and nudges the daemon.
+/// security log and nudges the daemon. A key change that the security log could not record is
+/// refused before anything is changed.
 struct KeyOperation {
     let daemon: Daemon
     let admin: any KeyVaultAdministration
 
-    /// The operation context, or an error naming the provider and where keys are managed instead.
+    /// The operation context, or an error naming the provider and where keys are managed instead,
+    /// or why the security log cannot be appended.
     init(_ options: GlobalOptions) async throws {
         let daemon = try await options.buildDaemon()
         let capabilities = daemon.vault.capabilities
         guard capabilities.managesKeys, let admin = daemon.administration else {
             let hint = capabilities.managementHint ?? "use the provider's own tools"
             throw CtlError("the '\(capabilities.provider)' vault provider does not let cmkctl manage keys: \(hint)")
+        }
+        do {
+            try daemon.securityLog.requireAppendable()
+        } catch {
+            throw CtlError("refused, nothing was changed: every key change is recorded in the security log, and it cannot be appended: "
+                + "\(error). Fix the log first (`cmkctl audit verify`; docs/security-log.md)", exitCode: CMKExitCode.failure)
         }
         self.daemon = daemon
         self.admin = admin
@@ -28,8 +36,13 @@ struct KeyOperation {
     func finish(_ operation: String, version: String? = nil, details: [String: String] = [:]) throws {
         var details = details
         details["operation"] = operation
-        try daemon.securityLog.append(SecurityLogEntry(event: .operatorAction, key: key.name, version: version,
-                                                       actor: SecurityLog.localActor(), details: details))
+        do {
+            try daemon.securityLog.append(SecurityLogEntry(event: .operatorAction, key: key.name, version: version,
+                                                           actor: SecurityLog.localActor(), details: details))
+        } catch {
+            DaemonProcess(state: daemon.state).nudgeAfterChange()
+            throw CtlError("\(operation) was done, but its security-log record could not be written: \(error)")
+        }
         DaemonProcess(state: daemon.state).nudgeAfterChange()
     }
 

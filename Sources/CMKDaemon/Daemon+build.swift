@@ -20,6 +20,7 @@ extension Daemon {
                              clock: any WallClock = SystemWallClock()) async throws -> Daemon {
         try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+        try SecurityLog.requireProtectedDirectory(configuration.stateDirectory)
         let (base, administration) = try await makeVault(configuration, environment: environment, clock: clock)
         let vault = CountingKeyVault(base)
         let cache = DEKCache(configuration: try DEKCache.Configuration(ttl: configuration.cache.ttl, capacity: configuration.cache.capacity),

@@ -92,20 +92,21 @@ public final class SyncService: Service {
         let pass = current.makePass(stopRequested: { self.stopping.load(ordering: .relaxed) },
                                     progress: { self.scheduler.beat() })
         let previous = lastReport.withLock { $0 }
-        var (report, passEvents) = await pass.run(previous: previous)
+        var (report, passEvents) = await pass.run(previous: previous?.withoutSecurityLogNote())
         scheduler.setBusy(false)
 
         let sync = current.configuration.sync
         let interval = report.state == .keyPulled ? sync.pulledPollInterval : sync.interval
         let next = once ? nil : scheduler.schedule(after: Scheduler.delay(interval: interval, maxJitter: sync.jitter.maximum(for: interval)))
         report.nextPass = next
+        // The security log first: whether it can be appended is part of the report.
+        await events.finishPass(passEvents, report: &report, previous: previous, daemon: current)
         lastReport.withLock { $0 = report }
         do {
             try current.state.writeReport(report)
         } catch {
             logger.error("Cannot write the state file.", metadata: ["error": "\(error)", "path": "\(current.state.statusPath)"])
         }
-        events.record(passEvents, report: report, daemon: current)
         let line = StatusLine.make(report)
         logger.info("Sync pass finished.", metadata: [
             "cmk_sync_id": "\(report.syncID)", "cmk_outcome": "\(report.state.rawValue)", "cmk_key_name": "\(report.key)",

@@ -30,6 +30,9 @@ public struct SyncReport: Hashable, Sendable, Codable {
     public var pid: Int32
     /// When the daemon plans the next pass (filled in by the scheduler).
     public var nextPass: Date?
+    /// Why the security log cannot be appended (a short phrase), when it cannot: set by the daemon
+    /// after the pass (``noteSecurityLogProblem(_:)``); nil while the log can be appended.
+    public var securityLog: String?
 
     /// Accounts whose outcome is in-sync or rebound.
     public var inSyncCount: Int { accounts.filter { $0.outcome.isInSync }.count }
