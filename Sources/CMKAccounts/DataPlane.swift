@@ -35,7 +35,7 @@ public struct DataPlane: Sendable {
                     from next: () async throws -> [UInt8]?) async throws -> ObjectRevision {
         let keyring = try await usableKeyring(account)
         let active = keyring.active!
-        let dek = try await resolver.unwrap(active, account: account.name, key: account.key)
+        let dek = try await unwrap(active, of: account)
         var sealer = try EnvelopeSealer(dek: dek, dekID: active.id, account: account.name, object: object.value, segmentSize: segmentSize)
         let writer = try await account.driver.makeObjectWriter(object)
         do {
@@ -77,12 +77,12 @@ public struct DataPlane: Sendable {
             guard let wrapped = keyring.dek(header.dekID) else {
                 throw StorageError(.unknownDEK, "object '\(object)' of account '\(account.name)' is encrypted under DEK \(header.dekID), which the keyring does not hold")
             }
-            let dek = try await resolver.unwrap(wrapped, account: account.name, key: account.key)
+            let dek = try await unwrap(wrapped, of: account)
             var opener = try EnvelopeOpener(header: header, account: account.name, object: object.value, dek: dek, dekID: header.dekID)
 
             var sealer: EnvelopeSealer?
             if reencrypt, header.dekID != keyring.activeDEK, let active = keyring.active {
-                let activeKey = try await resolver.unwrap(active, account: account.name, key: account.key)
+                let activeKey = try await unwrap(active, of: account)
                 sealer = try EnvelopeSealer(dek: activeKey, dekID: active.id, account: account.name, object: object.value, segmentSize: segmentSize)
                 writer = try await account.driver.makeObjectWriter(object)
             }
@@ -208,6 +208,21 @@ public struct DataPlane: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Unwraps through the resolver. A version the vault does not know, of a key it has, means a
+    /// keyring of another key or vault, or a damaged one: said so, instead of a "not found" that
+    /// reads like a pulled key (one snapshot, on that failure only).
+    private func unwrap(_ wrapped: WrappedDEK, of account: Account) async throws -> SecretBytes {
+        do {
+            return try await resolver.unwrap(wrapped, account: account.name, key: account.key)
+        } catch let error as VaultError where error.code == .notFound {
+            if case .present(let state)? = try? await resolver.vault.snapshot(of: account.key),
+               !state.versions.contains(where: { $0.id == wrapped.keyVersion }) {
+                throw StorageError(.corrupt, "DEK \(wrapped.id) of account '\(account.name)' is wrapped under version \(wrapped.keyVersion), which key '\(account.key)' does not have: the keyring belongs to another key or vault, or was damaged; restore it from a backup", underlying: error)
+            }
+            throw error
+        }
+    }
 
     private func usableKeyring(_ account: Account) async throws -> Keyring {
         guard let keyring = try await account.driver.readKeyring() else {

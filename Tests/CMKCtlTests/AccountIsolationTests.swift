@@ -178,6 +178,10 @@ struct AccountIsolationTests {
         #expect(report["state"] as? String == "critical")
         #expect(outcome(report, "files-1")?["reason"] as? String == "version-unknown")
         #expect((report["cause"] as? String)?.contains("disabled") == false)
+        // A reader is told the keyring is wrong (exit 1), not that the key was pulled (exit 4).
+        let get = try harness.ctl(["data", "get", "files-1", "note.txt"])
+        #expect(get.code == 1, "\(get.stderr)")
+        #expect(get.stderr.contains("0123456789abcdef0123456789abcdef"), "\(get.stderr)")
     }
 
     @Test("under umask 000 every directory the daemon creates for accounts is 0700")

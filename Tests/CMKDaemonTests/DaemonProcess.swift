@@ -7,6 +7,10 @@ final class DaemonProcess {
     let logPath: String
 
     static func binary(_ name: String) throws -> String {
+        // Another build's binaries (to show that a new test fails on the code before its fix).
+        if let override = ProcessInfo.processInfo.environment["CMK_TEST_BIN_DIRECTORY"], !override.isEmpty {
+            return override + "/" + name
+        }
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = (exe as NSString).deletingLastPathComponent
         if directory.hasSuffix(".xctest/Contents/MacOS") { directory = ((directory as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent }
