@@ -7,6 +7,7 @@ bin=$(swift build --show-bin-path 2>/dev/null || echo .build/debug)
 root=$(mktemp -d /tmp/cmk-demo.XXXXXX)
 config=$root/cmk-syncer.yaml
 { echo "state-directory: $root/state"; grep -v '^#' config/embedded.yaml; } > "$config"
+chmod 600 "$config"  # whatever the umask: a configuration group or others may write is refused
 export CMK_SYNCER_CONFIG=$config
 
 if [ -t 1 ]; then bold=$'\e[1m'; dim=$'\e[2m'; reset=$'\e[0m'; else bold=; dim=; reset=; fi

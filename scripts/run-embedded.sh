@@ -17,6 +17,8 @@ if [ ! -f "$config" ]; then
       echo "state-directory: $demo"
       grep -v '^#' config/embedded.yaml; } > "$config"
 fi
+# Whatever the umask: cmk-syncer refuses a configuration that group or others may write.
+chmod 600 "$config"
 # cmkctl finds this configuration from the repository folder (./.cmk-demo/cmk-syncer.yaml);
 # elsewhere pass --config or set CMK_SYNCER_CONFIG.
 if [ -w /usr/local/bin ]; then

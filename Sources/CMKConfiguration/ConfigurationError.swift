@@ -15,6 +15,7 @@ public struct ConfigurationError: CategorizedError, Hashable {
         fileprivate enum Backing: String, Hashable, Sendable {
             case fileMissing = "configuration.file-missing"
             case unreadable = "configuration.unreadable"
+            case unsafeFile = "configuration.unsafe-file"
             case syntax = "configuration.syntax"
             case empty = "configuration.empty"
             case wrongType = "configuration.wrong-type"
@@ -33,6 +34,9 @@ public struct ConfigurationError: CategorizedError, Hashable {
         public static let fileMissing = Code(.fileMissing)
         /// The file exists but cannot be read (permissions, a directory, not UTF-8, too large).
         public static let unreadable = Code(.unreadable)
+        /// Someone other than this process's user or root could change the file: it is a symbolic
+        /// link, group or others may write it or the directory holding it, or another user owns either.
+        public static let unsafeFile = Code(.unsafeFile)
         /// The file is not valid YAML (or holds more than one document, or a key twice).
         public static let syntax = Code(.syntax)
         /// The file holds no document (only comments or whitespace).
@@ -61,7 +65,8 @@ public struct ConfigurationError: CategorizedError, Hashable {
     public static let exitCode: Int32 = 78
 
     public let code: Code
-    /// What is wrong and what would be accepted. Never holds secret material.
+    /// What is wrong and what would be accepted. Never holds secret material or the file's
+    /// content beyond a short excerpt of one value.
     public let reason: String
     /// The key the error is about, such as `accounts[2].kind` (list indices count from 0);
     /// nil for errors about the file as a whole.

@@ -78,7 +78,7 @@ extension SyncerConfiguration.Vault {
             case .clientSecretCredential(let name):
                 return try SyncerConfiguration.Vault.credentialPath(
                     name, environment: environment, keyPath: "vault.azure.client-secret-credential", file: file,
-                    missing: "the client secret is the systemd credential '\(name)' but $CREDENTIALS_DIRECTORY is not set: add LoadCredentialEncrypted=\(name):/etc/credstore.encrypted/\(name) (or LoadCredential=) to the unit, or use client-secret-file")
+                    missing: "the client secret is the systemd credential \(Excerpt.quoted(name)) but $CREDENTIALS_DIRECTORY is not set: add LoadCredentialEncrypted=\(Excerpt.text(name)):/etc/credstore.encrypted/\(Excerpt.text(name)) (or LoadCredential=) to the unit, or use client-secret-file")
             case .clientCertificate, .managedIdentity:
                 return nil
             }

@@ -1,10 +1,5 @@
 import Foundation
 import Yams
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 extension SyncerConfiguration {
     /// The largest configuration file accepted.
@@ -14,12 +9,13 @@ extension SyncerConfiguration {
 
     /// Reads and validates the configuration file at `path` (relative paths resolve against the
     /// working directory). Has no side effects: nothing is created, and a failed reload leaves the
-    /// running configuration to the caller.
+    /// running configuration to the caller. The file must be one only this process's user or root
+    /// can change (``ConfigurationFile``).
     ///
     /// - Parameter environment: supplies `$STATE_DIRECTORY` and `$RUNTIME_DIRECTORY` defaults.
     /// - Throws: ``ConfigurationError`` naming the file, the key path and what is accepted.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> SyncerConfiguration {
-        let text = try read(path)
+        let text = try ConfigurationFile.text(at: path)
         return try parse(yaml: text, file: path, environment: environment)
     }
 
@@ -34,14 +30,19 @@ extension SyncerConfiguration {
         } catch let error as YamlError {
             throw syntaxError(error, file: file, yaml: yaml)
         } catch {
-            throw ConfigurationError(.syntax, "invalid YAML: \(error)", file: file)
+            throw ConfigurationError(.syntax, "is not valid YAML", file: file)
         }
         guard let root, !NodeReader.isNull(root) else {
             throw ConfigurationError(.empty, "the file is empty: it needs at least the keys vault and accounts (see config/cmk-syncer.example.yaml)", file: file)
         }
         let reader = NodeReader(file: file)
         guard case .mapping = root else {
-            throw ConfigurationError(.wrongType, "the top level must be a mapping with the keys \(topLevelKeys.joined(separator: ", ")), got \(NodeReader.describe(root))",
+            // Not even a mapping: perhaps a key or /etc/passwd named by mistake. Nothing of it is shown.
+            let kind = switch root {
+            case .sequence: "a list"
+            default: "a single value"
+            }
+            throw ConfigurationError(.wrongType, "is not a YAML mapping (its top level is \(kind)): a configuration is a mapping with the keys \(topLevelKeys.joined(separator: ", "))",
                                      file: file, line: root.mark?.line, column: root.mark?.column)
         }
         let absoluteFile = PathSyntax.normalise(file.hasPrefix("/") ? file : workingDirectory + "/" + file)
@@ -49,38 +50,10 @@ extension SyncerConfiguration {
         return try decoder.decode(root)
     }
 
-    /// The file's text, or an error that says what to do.
-    static func read(_ path: String) throws(ConfigurationError) -> String {
-        guard !path.isEmpty else {
-            throw ConfigurationError(.fileMissing, "the configuration path is empty: pass --config <file>", file: path)
-        }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ConfigurationError(.fileMissing, "the configuration file does not exist: create it (config/cmk-syncer.example.yaml is a commented example) or pass --config <file>", file: path)
-        }
-        guard !isDirectory.boolValue else {
-            throw ConfigurationError(.unreadable, "is a directory, not a configuration file: pass --config <file>", file: path)
-        }
-        guard access(path, R_OK) == 0 else {
-            let reason = String(cString: strerror(errno))
-            throw ConfigurationError(.unreadable, "cannot read the configuration file: \(reason)", file: path)
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw ConfigurationError(.unreadable, "cannot read the configuration file: \(error.localizedDescription)", file: path)
-        }
-        guard data.count <= maximumFileSize else {
-            throw ConfigurationError(.unreadable, "the configuration file has \(data.count) bytes; at most 1 MiB is accepted", file: path)
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigurationError(.unreadable, "the configuration file is not UTF-8 text", file: path)
-        }
-        return text
-    }
-
-    /// A Yams error as a ``ConfigurationError`` with line and column.
+    /// A Yams error as a ``ConfigurationError`` with line and column. Yams' own descriptions quote
+    /// the offending line, and the text may be a secret named by mistake, so only the position and
+    /// libyaml's fixed wording of the problem and its context (C string literals such as "while
+    /// scanning a simple key") are kept; a duplicate key is not named.
     static func syntaxError(_ error: YamlError, file: String, yaml: String) -> ConfigurationError {
         switch error {
         case .scanner(let context, let problem, let mark, _),
@@ -92,12 +65,11 @@ extension SyncerConfiguration {
         case .reader(let problem, let offset, _, _):
             let (line, column) = offset.map { position(ofUTF8Offset: $0, in: yaml) } ?? (nil, nil)
             return ConfigurationError(.syntax, "invalid YAML: \(problem)", file: file, line: line, column: column)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
-            return ConfigurationError(.syntax, "duplicate key \(keys) in one mapping: each key may appear once", file: file,
+        case .duplicatedKeysInMapping(_, let context):
+            return ConfigurationError(.syntax, "a key appears twice in one mapping: each key may appear once", file: file,
                                       line: context.mark.line, column: context.mark.column)
         default:
-            return ConfigurationError(.syntax, "invalid YAML: \(error)", file: file)
+            return ConfigurationError(.syntax, "is not valid YAML", file: file)
         }
     }
 

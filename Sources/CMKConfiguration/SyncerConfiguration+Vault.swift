@@ -95,7 +95,7 @@ extension SyncerConfiguration {
                 case .credential(let name):
                     return try SyncerConfiguration.Vault.credentialPath(
                         name, environment: environment, keyPath: "vault.local.master-key-credential", file: file,
-                        missing: "the master key is the systemd credential '\(name)' but $CREDENTIALS_DIRECTORY is not set: add LoadCredential=\(name):/etc/cmk-syncer/master.key (or LoadCredentialEncrypted=) to the unit, or use master-key-file")
+                        missing: "the master key is the systemd credential \(Excerpt.quoted(name)) but $CREDENTIALS_DIRECTORY is not set: add LoadCredential=\(Excerpt.text(name)):/etc/cmk-syncer/master.key (or LoadCredentialEncrypted=) to the unit, or use master-key-file")
                 }
             }
         }

@@ -33,9 +33,10 @@ struct AccountsTests {
 
     @Test(arguments: ["Files", "-files", "files_1", "a.b", "'a b'", "''", String(repeating: "a", count: 65)])
     func badNames(name: String) {
+        // A long value shows as its first 32 characters and '…'.
         let shown = name.hasPrefix("'") ? String(name.dropFirst().dropLast()) : name
         Fixture.expectFailure(Fixture.yaml(accounts: Self.accounts("{name: \(name), kind: file}")), at: "accounts[0].name",
-                              "'\(shown)' is not a valid account name (accepted: 1-64 characters of a-z, 0-9 and '-', not starting with '-')",
+                              "\(Excerpt.quoted(shown)) is not a valid account name (accepted: 1-64 characters of a-z, 0-9 and '-', not starting with '-')",
                               code: .invalidValue)
     }
 
@@ -58,7 +59,7 @@ struct AccountsTests {
     func locationsOverlappingTheVaultAreRefused(location: String) {
         let resolved = location.hasPrefix("/") ? location : "/var/lib/cmk-syncer/" + location
         Fixture.expectFailure(Fixture.yaml(accounts: Self.accounts("{name: a, kind: file, location: \(location)}")), at: "accounts[0].location",
-                              "'\(resolved)' overlaps the vault directory '/var/lib/cmk-syncer/vault': keep account data outside the vault")
+                              "'\(resolved)' overlaps the vault directory '/var/lib/cmk-syncer/vault' (symbolic links resolved): keep account data outside the vault")
     }
 
     @Test(arguments: [

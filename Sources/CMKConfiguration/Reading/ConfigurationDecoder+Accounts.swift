@@ -18,14 +18,14 @@ extension ConfigurationDecoder {
             let path = "accounts[\(index)]"
             let account = try decodeAccount(item, at: path)
             if let other = names[account.name] {
-                throw reader.error(.duplicate, path + ".name", "'\(account.name)' is already the name of accounts[\(other)]: account names must be unique", at: item.mapping?["name"])
+                throw reader.error(.duplicate, path + ".name", "\(Excerpt.quoted(account.name)) is already the name of accounts[\(other)]: account names must be unique", at: item.mapping?["name"])
             }
             if let other = locations[account.location] {
-                throw reader.error(.duplicate, path + ".location", "'\(account.location)' is already the location of accounts[\(other)]: each account needs its own", at: item.mapping?["location"] ?? item)
+                throw reader.error(.duplicate, path + ".location", "\(Excerpt.quoted(account.location)) is already the location of accounts[\(other)]: each account needs its own", at: item.mapping?["location"] ?? item)
             }
             if let vaultDirectory = vault.local?.directory,
                SyncerConfiguration.AccountSettings.overlaps(account.location, vaultDirectory) {
-                throw reader.error(.invalidValue, path + ".location", "'\(account.location)' overlaps the vault directory '\(vaultDirectory)' (symbolic links resolved): keep account data outside the vault", at: item.mapping?["location"] ?? item)
+                throw reader.error(.invalidValue, path + ".location", "\(Excerpt.quoted(account.location)) overlaps the vault directory \(Excerpt.quoted(vaultDirectory)) (symbolic links resolved): keep account data outside the vault", at: item.mapping?["location"] ?? item)
             }
             names[account.name] = index
             locations[account.location] = index
@@ -41,7 +41,7 @@ extension ConfigurationDecoder {
         }
         let name = try reader.string(nameNode, at: path + ".name", expected: "an account name")
         guard SyncerConfiguration.AccountSettings.isValidName(name) else {
-            throw reader.error(.invalidValue, path + ".name", "'\(name)' is not a valid account name (accepted: 1-64 characters of a-z, 0-9 and '-', not starting with '-')", at: nameNode)
+            throw reader.error(.invalidValue, path + ".name", "\(Excerpt.quoted(name)) is not a valid account name (accepted: 1-64 characters of a-z, 0-9 and '-', not starting with '-')", at: nameNode)
         }
         let kinds = StorageKind.allCases.map(\.rawValue)
         guard let kindNode = section["kind"] else {
@@ -54,7 +54,7 @@ extension ConfigurationDecoder {
             let drivers = SyncerConfiguration.DriverKind.allCases.map(\.rawValue)
             let text = try reader.string(driverNode, at: path + ".driver", expected: "a storage driver (accepted: \(drivers.joined(separator: ", ")))")
             if Self.unavailableDrivers.contains(text) {
-                throw reader.error(.unavailable, path + ".driver", "driver '\(text)' is not available in this build (accepted: \(drivers.joined(separator: ", ")))", at: driverNode)
+                throw reader.error(.unavailable, path + ".driver", "driver \(Excerpt.quoted(text)) is not available in this build (accepted: \(drivers.joined(separator: ", ")))", at: driverNode)
             }
             driver = try SyncerConfiguration.DriverKind(rawValue: reader.choice(driverNode, at: path + ".driver", noun: "a storage driver", accepted: drivers))!
         }

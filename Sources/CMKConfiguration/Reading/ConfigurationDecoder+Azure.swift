@@ -19,7 +19,7 @@ extension ConfigurationDecoder {
             let text = try reader.string(n, at: "vault.azure.\(key)", expected: "a URL (accepted: \(example))")
             guard let parsed = URLComponents(string: text), let scheme = parsed.scheme?.lowercased(), schemes.contains(scheme),
                   let host = parsed.host, !host.isEmpty, parsed.query == nil, parsed.fragment == nil, parsed.user == nil else {
-                throw reader.error(.invalidValue, "vault.azure.\(key)", "'\(text)' is not an \(schemes.joined(separator: " or ")) URL (accepted: \(example))", at: n)
+                throw reader.error(.invalidValue, "vault.azure.\(key)", "\(Excerpt.quoted(text)) is not an \(schemes.joined(separator: " or ")) URL (accepted: \(example))", at: n)
             }
             return text.hasSuffix("/") ? String(text.dropLast()) : text
         }
@@ -32,20 +32,20 @@ extension ConfigurationDecoder {
             throw reader.error(.missingKey, "vault.azure.vault-url", "is required: the vault's URL, https://<vault-name>.vault.azure.net", at: nil)
         }
         if let n = section["vault-url"], let path = URLComponents(string: vaultURL)?.path, !path.isEmpty, path != "/" {
-            throw reader.error(.invalidValue, "vault.azure.vault-url", "'\(vaultURL)' has a path; give only the vault's origin (accepted: https://<vault-name>.vault.azure.net)", at: n)
+            throw reader.error(.invalidValue, "vault.azure.vault-url", "\(Excerpt.quoted(vaultURL)) has a path; give only the vault's origin (accepted: https://<vault-name>.vault.azure.net)", at: n)
         }
         var apiVersion = "2025-07-01"
         if let n = section["api-version"] {
             apiVersion = try reader.string(n, at: "vault.azure.api-version", expected: "an api-version")
             guard apiVersion.range(of: #"^([0-9]+\.[0-9]+|[0-9]{4}-[0-9]{2}-[0-9]{2})(-preview)?$"#, options: .regularExpression) != nil else {
-                throw reader.error(.invalidValue, "vault.azure.api-version", "'\(apiVersion)' is not an api-version (accepted: \(SyncerConfiguration.Vault.AzureSettings.knownAPIVersions.joined(separator: ", ")), or another X.Y or YYYY-MM-DD version)", at: n)
+                throw reader.error(.invalidValue, "vault.azure.api-version", "\(Excerpt.quoted(apiVersion)) is not an api-version (accepted: \(SyncerConfiguration.Vault.AzureSettings.knownAPIVersions.joined(separator: ", ")), or another X.Y or YYYY-MM-DD version)", at: n)
             }
         }
         var tenantID: String?
         if let n = section["tenant-id"] {
             let text = try reader.string(n, at: "vault.azure.tenant-id", expected: "a tenant id")
             guard Self.isGUID(text) || text.range(of: #"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"#, options: .regularExpression) != nil else {
-                throw reader.error(.invalidValue, "vault.azure.tenant-id", "'\(text)' is not a tenant id (accepted: a directory (tenant) GUID or a domain such as contoso.onmicrosoft.com)", at: n)
+                throw reader.error(.invalidValue, "vault.azure.tenant-id", "\(Excerpt.quoted(text)) is not a tenant id (accepted: a directory (tenant) GUID or a domain such as contoso.onmicrosoft.com)", at: n)
             }
             tenantID = text
         }
@@ -53,7 +53,7 @@ extension ConfigurationDecoder {
             guard let n = section[key] else { return nil }
             let text = try reader.string(n, at: "vault.azure.\(key)", expected: "an application (client) id")
             guard Self.isGUID(text) else {
-                throw reader.error(.invalidValue, "vault.azure.\(key)", "'\(text)' is not a client id (accepted: an application (client) GUID such as 00000000-0000-0000-0000-000000000000)", at: n)
+                throw reader.error(.invalidValue, "vault.azure.\(key)", "\(Excerpt.quoted(text)) is not a client id (accepted: an application (client) GUID such as 00000000-0000-0000-0000-000000000000)", at: n)
             }
             return text
         }
@@ -82,7 +82,7 @@ extension ConfigurationDecoder {
             let name = try reader.string(n, at: "vault.azure.client-secret-credential", expected: "a systemd credential name")
             guard Self.isValidCredentialName(name) else {
                 throw reader.error(.invalidValue, "vault.azure.client-secret-credential",
-                                   "'\(name)' is not a systemd credential name (accepted: a plain file name of 1-255 bytes, no '/', not '.' or '..')", at: n)
+                                   "\(Excerpt.quoted(name)) is not a systemd credential name (accepted: a plain file name of 1-255 bytes, no '/', not '.' or '..')", at: n)
             }
             credential = .clientSecretCredential(name)
         case "client-secret-file":

@@ -57,18 +57,18 @@ extension ConfigurationDecoder {
             guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
                   let percent = Double(number)
             else {
-                throw reader.error(.invalidValue, "sync.jitter", "'\(text)' is not a percentage (\(accepted); examples: 10%, 2.5%, 30s)", at: node)
+                throw reader.error(.invalidValue, "sync.jitter", "\(Excerpt.quoted(text)) is not a percentage (\(accepted); examples: 10%, 2.5%, 30s)", at: node)
             }
             guard (0...50).contains(percent) else {
-                throw reader.error(.invalidValue, "sync.jitter", "'\(text)' is out of range (\(accepted))", at: node)
+                throw reader.error(.invalidValue, "sync.jitter", "\(Excerpt.quoted(text)) is out of range (\(accepted))", at: node)
             }
             return .fraction(percent / 100)
         }
         guard let duration = DurationSyntax.parse(text) else {
-            throw reader.error(.invalidValue, "sync.jitter", "'\(text)' is neither a percentage nor a duration (\(accepted); examples: 10%, 2.5%, 30s)", at: node)
+            throw reader.error(.invalidValue, "sync.jitter", "\(Excerpt.quoted(text)) is neither a percentage nor a duration (\(accepted); examples: 10%, 2.5%, 30s)", at: node)
         }
         guard duration < interval else {
-            throw reader.error(.invalidValue, "sync.jitter", "'\(text)' is not shorter than the interval (\(accepted))", at: node)
+            throw reader.error(.invalidValue, "sync.jitter", "\(Excerpt.quoted(text)) is not shorter than the interval (\(accepted))", at: node)
         }
         return .fixed(duration)
     }

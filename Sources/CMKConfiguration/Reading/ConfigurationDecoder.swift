@@ -68,7 +68,7 @@ struct ConfigurationDecoder {
         }
         let name = try reader.string(providerNode, at: "vault.provider", expected: "a vault provider (accepted: \(accepted.joined(separator: ", ")))")
         if SyncerConfiguration.Vault.unavailableProviders.contains(name) {
-            throw reader.error(.unavailable, "vault.provider", "provider '\(name)' is not available in this build (accepted: \(accepted.joined(separator: ", ")))", at: providerNode)
+            throw reader.error(.unavailable, "vault.provider", "provider \(Excerpt.quoted(name)) is not available in this build (accepted: \(accepted.joined(separator: ", ")))", at: providerNode)
         }
         let provider = try SyncerConfiguration.Vault.Provider(rawValue: reader.choice(providerNode, at: "vault.provider", noun: "a vault provider", accepted: accepted))!
         for other in SyncerConfiguration.Vault.unavailableProviders where section[other] != nil {
@@ -79,7 +79,7 @@ struct ConfigurationDecoder {
         if let keyNode = section["key"] {
             key = try reader.string(keyNode, at: "vault.key", expected: "a key name")
             guard KeyReference.isValid(key) else {
-                throw reader.error(.invalidValue, "vault.key", "'\(key)' is not a valid key name (accepted: 1-127 characters of A-Z, a-z, 0-9 and '-')", at: keyNode)
+                throw reader.error(.invalidValue, "vault.key", "\(Excerpt.quoted(key)) is not a valid key name (accepted: 1-127 characters of A-Z, a-z, 0-9 and '-')", at: keyNode)
             }
         }
         var local: SyncerConfiguration.Vault.LocalSettings?
@@ -123,7 +123,7 @@ struct ConfigurationDecoder {
             let name = try reader.string(credentialNode, at: "vault.local.master-key-credential", expected: "a systemd credential name")
             guard Self.isValidCredentialName(name) else {
                 throw reader.error(.invalidValue, "vault.local.master-key-credential",
-                                   "'\(name)' is not a systemd credential name (accepted: a plain file name of 1-255 bytes, no '/', not '.' or '..')", at: credentialNode)
+                                   "\(Excerpt.quoted(name)) is not a systemd credential name (accepted: a plain file name of 1-255 bytes, no '/', not '.' or '..')", at: credentialNode)
             }
             masterKey = .credential(name)
         case (.some, .some(let credentialNode)):

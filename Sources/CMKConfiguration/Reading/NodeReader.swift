@@ -21,7 +21,7 @@ struct NodeReader {
 
     static func isPlain(_ scalar: Node.Scalar) -> Bool { scalar.style == .plain || scalar.style == .any }
 
-    /// How a node is named in "got …" phrases.
+    /// How a node is named in "got …" phrases: a scalar by an ``Excerpt`` of its value.
     static func describe(_ node: Node) -> String {
         switch node {
         case .mapping: return "a mapping"
@@ -29,7 +29,7 @@ struct NodeReader {
         case .alias: return "an alias"
         case .scalar(let scalar):
             if isNull(node) { return "no value" }
-            return isPlain(scalar) ? "'\(scalar.string)'" : "the quoted string '\(scalar.string)'"
+            return isPlain(scalar) ? Excerpt.quoted(scalar.string) : "the quoted string \(Excerpt.quoted(scalar.string))"
         }
     }
 
@@ -44,7 +44,7 @@ struct NodeReader {
         }
         var entries: [String: (key: Node, value: Node)] = [:]
         for (key, value) in mapping {
-            let keyPath = Section.join(path, key.scalar?.string ?? "?")
+            let keyPath = Section.join(path, Excerpt.text(key.scalar?.string ?? "?"))
             guard case .scalar(let scalar) = key, !Self.isNull(key) else {
                 throw error(.wrongType, path.isEmpty ? "(top level)" : path, "keys must be plain names, got \(Self.describe(key)) as a key", at: key)
             }
@@ -115,10 +115,10 @@ struct NodeReader {
     func duration(_ node: Node, at path: String, range: ClosedRange<Duration>, accepted: String) throws(ConfigurationError) -> Duration {
         let text = try string(node, at: path, expected: "a duration (\(DurationSyntax.hint))")
         guard let value = DurationSyntax.parse(text) else {
-            throw error(.invalidValue, path, "'\(text)' is not a duration (\(DurationSyntax.hint))", at: node)
+            throw error(.invalidValue, path, "\(Excerpt.quoted(text)) is not a duration (\(DurationSyntax.hint))", at: node)
         }
         guard range.contains(value) else {
-            throw error(.invalidValue, path, "'\(text)' is out of range (accepted: \(accepted))", at: node)
+            throw error(.invalidValue, path, "\(Excerpt.quoted(text)) is out of range (accepted: \(accepted))", at: node)
         }
         return value
     }
@@ -129,7 +129,7 @@ struct NodeReader {
         let text = try string(node, at: path, expected: "\(noun) (accepted: \(list))")
         guard accepted.contains(text) else {
             let hint = Suggestion.closest(to: text, in: accepted).map { ", did you mean '\($0)'?" } ?? ""
-            throw error(.invalidValue, path, "'\(text)' is not \(noun)\(hint) (accepted: \(list))", at: node)
+            throw error(.invalidValue, path, "\(Excerpt.quoted(text)) is not \(noun)\(hint) (accepted: \(list))", at: node)
         }
         return text
     }

@@ -6,11 +6,11 @@ enum PathSyntax {
         if raw.isEmpty { return .failure(Refusal("is empty (expected a path)")) }
         if raw.utf8.contains(0) { return .failure(Refusal("contains a NUL character (expected a path)")) }
         if raw.hasPrefix("~") {
-            return .failure(Refusal("'\(raw)' starts with '~': home directories are not expanded; write the path out"))
+            return .failure(Refusal("\(Excerpt.quoted(raw)) starts with '~': home directories are not expanded; write the path out"))
         }
         let joined = raw.hasPrefix("/") ? raw : base + "/" + raw
         guard joined.hasPrefix("/") else {
-            return .failure(Refusal("'\(raw)' is not absolute once resolved against '\(base)'"))
+            return .failure(Refusal("\(Excerpt.quoted(raw)) is not absolute once resolved against \(Excerpt.quoted(base))"))
         }
         return .success(normalise(joined))
     }
