@@ -24,7 +24,8 @@ public final class DEKResolver: Sendable {
         self.throttle = throttle
     }
 
-    /// The plaintext of a DEK of `account`, from the cache or unwrapped in the vault.
+    /// The plaintext of a DEK of `account`, from the cache or unwrapped in the vault. A DEK
+    /// unwrapped in the vault must match its check value (``WrappedDEK/kcv``) when it has one.
     public func unwrap(_ wrapped: WrappedDEK, account: String, key: KeyReference) async throws -> SecretBytes {
         if let cached = cache.get(account: account, dek: wrapped.id) { return cached }
         let dek = try await throttle.perform {
@@ -33,12 +34,22 @@ public final class DEKResolver: Sendable {
         guard dek.count == DEKWrapping.dekByteCount else {
             throw VaultError(.corrupt, "DEK \(wrapped.id) of account '\(account)' unwrapped to \(dek.count) bytes, not 32")
         }
+        try Self.check(dek, of: wrapped, account: account)
         cache.insert(dek, account: account, dek: wrapped.id)
         return dek
     }
 
-    /// Wraps `dek` under `version` (which the caller has checked may wrap now).
-    public func wrap(_ dek: SecretBytes, id: DEKID, key: KeyReference, version: String, created: Date) async throws -> WrappedDEK {
+    /// Refuses an unwrapped DEK that does not match the check value stored beside its wrapping
+    /// (zeroing it first): the wrapping belongs to another DEK or another account.
+    static func check(_ dek: SecretBytes, of wrapped: WrappedDEK, account: String) throws {
+        guard let kcv = wrapped.kcv, !DEKCheckValue.matches(kcv, dek: dek, account: account, id: wrapped.id) else { return }
+        dek.zeroize()
+        throw StorageError(.corrupt, "keyring of account '\(account)': the wrapping of DEK \(wrapped.id) does not match its check value (kcv): it was moved from another DEK or account, or edited; restore the keyring from a backup")
+    }
+
+    /// Wraps `dek` of `account` under `version` (which the caller has checked may wrap now), with
+    /// the check value that binds it to `id` and `account`.
+    public func wrap(_ dek: SecretBytes, id: DEKID, account: String, key: KeyReference, version: String, created: Date) async throws -> WrappedDEK {
         let capabilities = vault.capabilities
         let wrappedKey: Data
         if capabilities.exportsPublicKey {
@@ -50,21 +61,25 @@ public final class DEKResolver: Sendable {
         } else {
             wrappedKey = try await throttle.perform { try await vault.wrap(dek, key: key, version: version, algorithm: .rsaOAEP256) }
         }
-        return WrappedDEK(id: id, keyVersion: version, algorithm: .rsaOAEP256, wrappedKey: wrappedKey, created: created)
+        return WrappedDEK(id: id, keyVersion: version, algorithm: .rsaOAEP256, wrappedKey: wrappedKey, created: created,
+                          kcv: DEKCheckValue.compute(dek: dek, account: account, id: id))
     }
 
     /// Proves, once per version, that what we wrap with `version` the vault can unwrap: wraps a
-    /// random probe and unwraps it in the vault. Costs one vault unwrap per version per process.
+    /// random probe and unwraps it in the vault, checking it as every unwrap is checked. Costs one
+    /// vault unwrap per version per process.
     public func verify(key: KeyReference, version: String) async throws {
         if state.withLock({ $0.verified.contains("\(key.name)/\(version)") }) { return }
         let probe = DEKWrapping.generateDEK()
-        let wrapped = try await wrap(probe, id: .random(), key: key, version: version, created: Date())
+        let account = "(probe of \(key.name)/\(version))"
+        let wrapped = try await wrap(probe, id: .random(), account: account, key: key, version: version, created: Date())
         let back = try await throttle.perform {
             try await vault.unwrap(wrapped.wrappedKey, key: key, version: version, algorithm: wrapped.algorithm)
         }
         guard back == probe else {
             throw VaultError(.corrupt, "version \(version) of key '\(key)': the vault did not unwrap what its public key wrapped")
         }
+        try Self.check(back, of: wrapped, account: account)
         state.withLock { _ = $0.verified.insert("\(key.name)/\(version)") }
     }
 

@@ -71,7 +71,7 @@ public struct RebindExecutor: Sendable {
         guard var keyring = current else {
             let dek = DEKWrapping.generateDEK()
             let id = DEKID.random()
-            let wrapped = try await resolver.wrap(dek, id: id, key: account.key, version: target.id, created: now)
+            let wrapped = try await resolver.wrap(dek, id: id, account: account.name, key: account.key, version: target.id, created: now)
             resolver.cache.insert(dek, account: account.name, dek: id)
             let keyring = Keyring(account: account.name, key: account.key, generation: 1, deks: [wrapped], activeDEK: id)
             return Plan(keyring: keyring, result: Result(changed: true, previousVersions: [], mintedDEK: id, rewrapped: 0, generation: 1, created: true))
@@ -82,7 +82,7 @@ public struct RebindExecutor: Sendable {
         for index in stale {
             let old = keyring.deks[index]
             let dek = try await resolver.unwrap(old, account: account.name, key: account.key)
-            var rewrapped = try await resolver.wrap(dek, id: old.id, key: account.key, version: target.id, created: old.created)
+            var rewrapped = try await resolver.wrap(dek, id: old.id, account: account.name, key: account.key, version: target.id, created: old.created)
             rewrapped.created = old.created
             keyring.deks[index] = rewrapped
         }
@@ -92,7 +92,7 @@ public struct RebindExecutor: Sendable {
         if current?.active?.keyVersion != target.id {
             let fresh = DEKWrapping.generateDEK()
             let freshID = DEKID.random()
-            keyring.deks.append(try await resolver.wrap(fresh, id: freshID, key: account.key, version: target.id, created: now))
+            keyring.deks.append(try await resolver.wrap(fresh, id: freshID, account: account.name, key: account.key, version: target.id, created: now))
             resolver.cache.insert(fresh, account: account.name, dek: freshID)
             keyring.activeDEK = freshID
             minted = freshID

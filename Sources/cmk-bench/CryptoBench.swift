@@ -62,7 +62,7 @@ enum CryptoBench {
         let version = try await vault.createKey(key, size: .bits2048)
         let resolver = DEKResolver(vault: vault, cache: DEKCache(configuration: try .init()))
         let dek = DEKWrapping.generateDEK()
-        let wrapped = try await resolver.wrap(dek, id: .random(), key: key, version: version.id, created: Date())
+        let wrapped = try await resolver.wrap(dek, id: .random(), account: "bench", key: key, version: version.id, created: Date())
 
         // Three interleaved rounds (ours, then openssl's), each side's best round counted: on a
         // shared machine a neighbour can only slow a round down, and interleaving gives both
@@ -74,7 +74,7 @@ enum CryptoBench {
                 _ = try await vault.unwrap(wrapped.wrappedKey, key: key, version: version.id, algorithm: .rsaOAEP256)
             })
             wrapRounds.append(try await Rate.measure(units: 1, seconds: Double(plan.cryptoSeconds)) {
-                _ = try await resolver.wrap(dek, id: wrapped.id, key: key, version: version.id, created: wrapped.created)
+                _ = try await resolver.wrap(dek, id: wrapped.id, account: "bench", key: key, version: version.id, created: wrapped.created)
             })
             anchorRounds.append(try OpenSSLAnchor.rsa2048(seconds: plan.opensslSeconds))
         }

@@ -43,21 +43,32 @@ public struct Keyring: Hashable, Sendable, Codable {
     /// The key version of the active DEK: the account's binding.
     public var binding: String? { active?.keyVersion }
 
+    /// The length of a DEK's key check value (``WrappedDEK/kcv``).
+    public static let checkValueByteCount = 16
+
     /// Checks the invariants every stored keyring must satisfy.
     public func validate() throws(VaultError) {
-        guard !deks.isEmpty else { throw VaultError(.corrupt, "keyring of account '\(account)' has no DEKs") }
-        guard Set(deks.map(\.id)).count == deks.count else {
-            throw VaultError(.corrupt, "keyring of account '\(account)' lists a DEK id twice")
         // SQLite keeps generations as signed 64-bit integers, and the next write adds one.
         guard generation >= 1, generation < Self.maximumGeneration else {
             throw VaultError(.corrupt, "keyring of account '\(account)' has generation \(generation), outside 1...\(Self.maximumGeneration - 1)")
         }
+        guard !deks.isEmpty else { throw VaultError(.corrupt, "keyring of account '\(account)' has no DEKs") }
+        guard Set(deks.map(\.id)).count == deks.count else {
+            throw VaultError(.corrupt, "keyring of account '\(account)' lists a DEK id twice")
         }
         guard dek(activeDEK) != nil else {
             throw VaultError(.corrupt, "keyring of account '\(account)' names active DEK \(activeDEK), which it does not hold")
         }
         for dek in deks where dek.wrappedKey.isEmpty || dek.keyVersion.isEmpty {
             throw VaultError(.corrupt, "keyring of account '\(account)' holds DEK \(dek.id) without a wrapping")
+        }
+        for dek in deks where dek.kcv.map({ $0.count != Self.checkValueByteCount }) ?? false {
+            throw VaultError(.corrupt, "keyring of account '\(account)': DEK \(dek.id) has a check value (kcv) of \(dek.kcv?.count ?? 0) bytes, not \(Self.checkValueByteCount)")
+        }
+        // Every rewrap adds check values to all the DEKs it touches, so a keyring that has one has
+        // them all; one without beside others had its value removed to dodge the check.
+        if deks.contains(where: { $0.kcv != nil }), let bare = deks.first(where: { $0.kcv == nil }) {
+            throw VaultError(.corrupt, "keyring of account '\(account)': DEK \(bare.id) has no check value (kcv) while other DEKs have one")
         }
     }
 }

@@ -18,12 +18,17 @@ public struct WrappedDEK: Hashable, Sendable, Codable {
     public var wrappedKey: Data
     /// When the DEK was minted (not when it was last rewrapped).
     public var created: Date
+    /// The key check value that binds the unwrapped DEK to this id and account (16 bytes,
+    /// `CMKEnvelope.DEKCheckValue`), checked after every unwrap. Nil in DEKs wrapped before
+    /// check values existed; the next rewrap adds it. Not secret.
+    public var kcv: Data?
 
-    public init(id: DEKID, keyVersion: String, algorithm: WrapAlgorithm = .rsaOAEP256, wrappedKey: Data, created: Date) {
+    public init(id: DEKID, keyVersion: String, algorithm: WrapAlgorithm = .rsaOAEP256, wrappedKey: Data, created: Date, kcv: Data? = nil) {
         self.id = id
         self.keyVersion = keyVersion
         self.algorithm = algorithm
         self.wrappedKey = wrappedKey
         self.created = created
+        self.kcv = kcv
     }
 }
