@@ -2,6 +2,7 @@ import ArgumentParser
 import CMKAudit
 import CMKCore
 import CMKDaemon
+import CMKLocalVault
 import Foundation
 
 /// Runs one key operation against the provider's administration interface, records it in the
@@ -68,15 +69,28 @@ struct KeyOperation {
 
 extension KeysCommand {
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create the configured root key with its first version.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create the configured root key with its first version.",
+            discussion: "A key the local vault held before and that was purged, or whose file vanished, is created again only with --replace-purged.")
         @OptionGroup var options: GlobalOptions
+        @Flag(help: "Create the key again although it was purged or its file vanished. Nothing encrypted under the old key becomes readable.")
+        var replacePurged = false
 
         func run() async throws {
             let operation = try await KeyOperation(options)
             let size = RSAKeySize(rawValue: operation.daemon.configuration.vault.local?.keySize ?? 2048) ?? .bits2048
-            let version = try await operation.admin.createKey(operation.key, size: size)
-            Output.line("created key \(operation.key) (RSA \(size.rawValue)), version \(version.id)")
-            try operation.finish("keys create", version: version.id)
+            guard replacePurged else {
+                let version = try await operation.admin.createKey(operation.key, size: size)
+                Output.line("created key \(operation.key) (RSA \(size.rawValue)), version \(version.id)")
+                return try operation.finish("keys create", version: version.id)
+            }
+            guard let vault = operation.admin as? LocalVault else {
+                throw CtlError("--replace-purged applies to the local vault, which keeps a history of its keys", exitCode: CMKExitCode.usage)
+            }
+            let (version, replaced) = try await vault.replaceLostKey(operation.key, size: size)
+            Output.warning("replacing key \(operation.key) (\(replaced)): the new key cannot read anything encrypted under the old one")
+            Output.line("created key \(operation.key) again (RSA \(size.rawValue)), version \(version.id)")
+            try operation.finish("keys create --replace-purged", version: version.id, details: ["replaced": replaced.description])
         }
     }
 

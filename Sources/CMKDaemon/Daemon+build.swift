@@ -68,8 +68,10 @@ extension Daemon {
             let vault = try LocalVault(configuration: LocalVaultConfiguration(
                 directory: URL(fileURLWithPath: local.directory), masterKey: masterKey, retentionDays: local.retentionDays,
                 purgeProtection: local.purgeProtection, clock: clock))
-            if local.create, case .missing = try await vault.snapshot(of: configuration.vault.key) {
-                _ = try await vault.createKey(configuration.vault.key, size: RSAKeySize(rawValue: local.keySize) ?? .bits2048)
+            if local.create {
+                // Only a key the vault never held: a purged or vanished one stays missing (critical)
+                // until an operator runs `cmkctl keys create --replace-purged`.
+                _ = try await vault.createKeyIfNeverHeld(configuration.vault.key, size: RSAKeySize(rawValue: local.keySize) ?? .bits2048)
             }
             return (vault, vault)
         case .azure:

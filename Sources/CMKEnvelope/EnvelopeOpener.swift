@@ -74,7 +74,10 @@ public struct EnvelopeOpener: Sendable {
     public func finish() throws(EnvelopeError) {
         guard sawFinal else {
             let pending = buffer.count
-            throw EnvelopeError(.truncated, "object ends after segment \(Int(index) - 1) without a final segment (\(pending) bytes of an incomplete segment)")
+            guard index > 0 else {
+                throw EnvelopeError(.truncated, "object ends before its first segment is complete (\(pending) bytes of segment 0 after the header)")
+            }
+            throw EnvelopeError(.truncated, "object ends after segment \(index - 1) without a final segment (\(pending) bytes of an incomplete segment)")
         }
     }
 

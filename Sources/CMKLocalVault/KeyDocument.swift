@@ -88,6 +88,10 @@ struct KeyDocument: Codable, Sendable, Equatable {
         guard !document.versions.isEmpty else {
             throw VaultError(.corrupt, "key file \(path) has no versions")
         }
+        var seen = Set<String>()
+        for version in document.versions where !seen.insert(version.id).inserted {
+            throw VaultError(.corrupt, "key file \(path) lists version \(version.id) twice: restore the file from a backup")
+        }
         return document
     }
 

@@ -4,14 +4,55 @@ import CryptoExtras
 import Foundation
 
 extension LocalVault {
+    /// Creates the key with its first version. Refused (`.conflict`) when the key exists, is
+    /// soft-deleted, or the vault's history says it was purged or its file vanished: see
+    /// ``replaceLostKey(_:size:)``.
     public func createKey(_ key: KeyReference, size: RSAKeySize) async throws -> KeyVersion {
+        try await create(key, size: size, mode: .byOperator).version
+    }
+
+    /// How a creation relates to the key's history.
+    enum CreationMode {
+        /// `createKey`: anything but a key the history says was purged or lost.
+        case byOperator
+        /// `createKeyIfNeverHeld`: only a key the vault has never held.
+        case first
+        /// `replaceLostKey`: only a key that was purged or lost (or whose history is unknown).
+        case replacement
+    }
+
+    /// Creates the key if `mode` admits its history; returns the version and that history.
+    func create(_ key: KeyReference, size: RSAKeySize, mode: CreationMode) async throws -> (version: KeyVersion, history: KeyHistory) {
         // Fail fast before the (slow) key generation; the check is repeated under the lock.
         if let existing = try readDocument(key) { throw conflict(key, existing) }
         let pending = try generateVersion(key, size: size)
-        return try mutate(key) { (document: KeyDocument?) throws(VaultError) -> (KeyDocument?, KeyVersion) in
+        return try mutate(key) { (document: KeyDocument?) throws(VaultError) -> (KeyDocument?, (version: KeyVersion, history: KeyHistory)) in
             if let document { throw self.conflict(key, document) }
+            let history = try VaultMarker.read(self.markerPath).absence(of: key.name)
+            try self.admit(key, history, mode)
             let version = pending.finished(created: KeyDocument.stored(self.now))
-            return (KeyDocument(format: KeyDocument.currentFormat, name: key.name, versions: [version]), version.keyVersion)
+            return (KeyDocument(format: KeyDocument.currentFormat, name: key.name, versions: [version]), (version.keyVersion, history))
+        }
+    }
+
+    private func admit(_ key: KeyReference, _ history: KeyHistory, _ mode: CreationMode) throws(VaultError) {
+        let lost: String
+        switch history {
+        case .neverHeld:
+            guard mode != .replacement else {
+                throw VaultError(.conflict, "key '\(key)' was never held by this vault, so there is nothing to replace: create it with `cmkctl keys create`")
+            }
+            return
+        case .unknown, .present:
+            guard mode == .first else { return }
+            throw VaultError(.conflict, "key '\(key)' may have been held by this vault before it kept a history of its keys; create it explicitly with `cmkctl keys create`")
+        case .purged(let date):
+            lost = "was purged on \(date.ISO8601Format())"
+        case .vanished(let created):
+            lost = "was created on \(created.ISO8601Format()) and its file \(path(of: key)) is gone (removed outside the vault; restore it from a backup if you can)"
+        }
+        guard mode == .replacement else {
+            throw VaultError(.conflict, "key '\(key)' \(lost): creating it again makes a new key that cannot read anything encrypted under the old one; if that is intended, run `cmkctl keys create --replace-purged`")
         }
     }
 
@@ -77,14 +118,33 @@ extension LocalVault {
     // MARK: Helpers
 
     /// Runs a read-modify-write of one key file under the vault's exclusive lock. `body` gets the
-    /// document as it is on disk now and returns the new one (nil removes the file).
+    /// document as it is on disk now and returns the new one (nil removes the file). A creation
+    /// and a purge are recorded in the vault's history (`vault.json`) first, so that a crash can
+    /// never leave a key that the history forgot.
     private func mutate<R>(_ key: KeyReference, _ body: (KeyDocument?) throws(VaultError) -> (KeyDocument?, R)) throws(VaultError) -> R {
         let path = path(of: key)
         let result = try VaultFiles.withExclusiveLock(lockPath) { () throws(VaultError) -> R in
-            let (updated, result) = try body(try readDocument(key))
+            let before = try readDocument(key)
+            let (updated, result) = try body(before)
+            let now = KeyDocument.stored(self.now)
             if let updated {
+                let created = updated.versions.first?.created ?? now
+                if before == nil {
+                    try VaultMarker.update(markerPath, key: key.name, now: now) { record in
+                        // A record left by a creation that never finished is not a replacement.
+                        let replaced = record.flatMap { $0.creating == true ? $0.replaced : ($0.replaced ?? 0) + 1 }
+                        record = .init(created: created, creating: true, purged: nil, replaced: replaced)
+                    }
+                }
                 try VaultFiles.atomicWrite(try updated.encoded(), to: path)
+                if before == nil {
+                    try VaultMarker.update(markerPath, key: key.name, now: now) { $0?.creating = nil }
+                }
             } else {
+                let created = before?.versions.first?.created ?? now
+                try VaultMarker.update(markerPath, key: key.name, now: now) { record in
+                    record = .init(created: record?.created ?? created, creating: nil, purged: now, replaced: record?.replaced)
+                }
                 try VaultFiles.remove(path)
             }
             return result
@@ -99,7 +159,7 @@ extension LocalVault {
     /// The document on disk, bypassing the cache.
     func readDocument(_ key: KeyReference) throws(VaultError) -> KeyDocument? {
         let path = path(of: key)
-        guard let (data, _) = try VaultFiles.read(path) else { return nil }
+        guard let (data, _) = try VaultFiles.readVaultFile(path, what: "key file") else { return nil }
         return try KeyDocument.decode(data, path: path, expectedName: key.name)
     }
 

@@ -25,6 +25,8 @@ public final class LocalVault: KeyVaultAdministration {
     let directoryPath: String
     let keysPath: String
     let lockPath: String
+    /// `vault.json`: the master-key check and the history of the vault's keys.
+    let markerPath: String
     let cache = Mutex<[String: CachedKeyFile]>([:])
 
     /// Opens (creating if needed) the vault directory and checks the master key against it.
@@ -37,10 +39,11 @@ public final class LocalVault: KeyVaultAdministration {
         directoryPath = configuration.directory.standardizedFileURL.path
         keysPath = directoryPath + "/keys"
         lockPath = directoryPath + "/.lock"
+        markerPath = directoryPath + "/vault.json"
         masterKey = try MasterKey.load(configuration.masterKey)
         try VaultFiles.prepareDirectory(directoryPath, what: "local vault directory")
         try VaultFiles.prepareDirectory(keysPath, what: "local vault keys directory")
-        try VaultMarker.checkOrCreate(at: directoryPath + "/vault.json", masterKey: masterKey,
+        try VaultMarker.checkOrCreate(at: markerPath, keysDirectory: keysPath, masterKey: masterKey,
                                       source: configuration.masterKey)
     }
 
@@ -121,7 +124,7 @@ public final class LocalVault: KeyVaultAdministration {
             return nil
         }
         if let cached = cache.withLock({ $0[key.name] }), cached.identity == identity { return cached }
-        guard let (data, readIdentity) = try VaultFiles.read(path) else {
+        guard let (data, readIdentity) = try VaultFiles.readVaultFile(path, what: "key file") else {
             _ = cache.withLock { $0.removeValue(forKey: key.name) }
             return nil
         }

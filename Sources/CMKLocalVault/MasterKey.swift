@@ -51,7 +51,8 @@ enum MasterKey {
     }
 
     private static func readFile(_ path: String) throws(VaultError) -> SecretBytes {
-        guard let (data, _) = try VaultFiles.read(path) else {
+        // The file's permissions were checked by `checkPermissions`; systemd guards credentials.
+        guard let (data, _) = try VaultFiles.read(path, rule: nil, what: "master key file") else {
             throw VaultError(.misconfigured, "master key file \(path) does not exist")
         }
         var copy = data

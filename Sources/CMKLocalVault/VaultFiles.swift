@@ -25,14 +25,26 @@ enum VaultFiles {
     }
 
     /// Reads a whole file through one descriptor, so the identity belongs to exactly these bytes.
-    /// Returns nil if the file does not exist.
-    static func read(_ path: String) throws(VaultError) -> (data: Data, identity: FileIdentity)? {
-        try mapped { () throws(SystemFileError) -> (data: Data, identity: FileIdentity)? in
+    /// Returns nil if the file does not exist. With a `rule`, the open file must follow it
+    /// (checked on the descriptor, before its bytes are read); `what` names the file in the refusal.
+    static func read(_ path: String, rule: FileAccessRule?, what: String) throws(VaultError) -> (data: Data, identity: FileIdentity)? {
+        let result = try mapped { () throws(SystemFileError) -> Result<(data: Data, identity: FileIdentity), VaultError>? in
             guard let fd = try SystemFile.open(path, O_RDONLY, missingOK: true) else { return nil }
             defer { close(fd) }
             let info = try SystemFile.status(of: fd, path)
-            return (try SystemFile.readToEnd(fd, path), FileIdentity(info))
+            if let problem = rule?.problem(with: info, path: path, what: what) {
+                return .failure(VaultError(.misconfigured, problem.description))
+            }
+            return .success((try SystemFile.readToEnd(fd, path), FileIdentity(info)))
         }
+        return try result?.get()
+    }
+
+    /// Reads a file of the vault directory (`vault.json`, `keys/<name>.json`): it must be a regular
+    /// file of ours that group and others can neither read nor write (``FileAccessRule/privateFile``,
+    /// the mode the vault writes), so nobody else can swap a key or the vault's history.
+    static func readVaultFile(_ path: String, what: String) throws(VaultError) -> (data: Data, identity: FileIdentity)? {
+        try read(path, rule: .privateFile, what: what)
     }
 
     /// Replaces `path` atomically with `data` (mode `mode`): write a temp file in the same

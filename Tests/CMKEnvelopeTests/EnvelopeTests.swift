@@ -173,6 +173,23 @@ struct EnvelopeTamperTests {
         expectCode(.truncated) { _ = try fixture.open(Array(sealed.prefix(30))) }
     }
 
+    @Test("an object that ends right after its header, or inside its first segment, says so (not 'segment -1')")
+    func noSegments() throws {
+        let sealed = try fixture.seal(randomBytes(4000))
+        let frames = try fixture.frames(sealed)
+        for cut in [frames[0].lowerBound, frames[0].lowerBound + 5, frames[0].lowerBound + 100] {
+            do {
+                _ = try fixture.open(Array(sealed[..<cut]))
+                Issue.record("a truncated object opened")
+            } catch let error as EnvelopeError {
+                #expect(error.code == .truncated)
+                #expect(!error.reason.contains("-1"), "\(error.reason)")
+                #expect(error.reason.contains("segment 0"), "\(error.reason)")
+                #expect(error.reason.contains("\(cut - frames[0].lowerBound) bytes"), "\(error.reason)")
+            }
+        }
+    }
+
     @Test("dropping the final segment and marking an earlier one final are both refused")
     func finalFlag() throws {
         let sealed = try fixture.seal(randomBytes(4000))

@@ -73,6 +73,55 @@ struct LocalVaultDiskTests {
         }
     }
 
+    @Test(arguments: [0o666, 0o644, 0o620, 0o604])
+    func keyFileOthersCanReadOrWriteRefused(_ fileMode: Int) async throws {
+        try await withFixture { fixture in
+            let vault = try fixture.open()
+            _ = try await vault.createKey(key(), size: .bits2048)
+            let file = fixture.keyFile(key().name)
+            try FileManager.default.setAttributes([.posixPermissions: fileMode], ofItemAtPath: file.path)
+            for opened in [vault, try fixture.open()] {
+                let error = await vaultError { _ = try await opened.snapshot(of: key()) }
+                #expect(error?.code == .misconfigured)
+                #expect(error?.reason.contains("key file '\(file.path)'") == true)
+                #expect(error?.reason.contains("0" + String(fileMode, radix: 8)) == true)
+                #expect(error?.reason.contains("chmod 600") == true)
+                #expect(await vaultError { _ = try await opened.rotateKey(key()) }?.code == .misconfigured)
+            }
+        }
+    }
+
+    @Test(arguments: [0o666, 0o644])
+    func vaultFileOthersCanReadOrWriteRefused(_ fileMode: Int) async throws {
+        try await withFixture { fixture in
+            _ = try fixture.open()
+            let marker = fixture.vaultDirectory.appendingPathComponent("vault.json")
+            try FileManager.default.setAttributes([.posixPermissions: fileMode], ofItemAtPath: marker.path)
+            let error = await vaultError { _ = try fixture.open() }
+            #expect(error?.code == .misconfigured)
+            #expect(error?.reason.contains("vault file '\(marker.path)'") == true)
+            #expect(error?.reason.contains("chmod 600") == true)
+        }
+    }
+
+    @Test func duplicateVersionIDsRefusedAsCorrupt() async throws {
+        try await withFixture { fixture in
+            let vault = try fixture.open()
+            let first = try await vault.createKey(key(), size: .bits2048)
+            _ = try await vault.rotateKey(key())
+            let file = fixture.keyFile(key().name)
+            var document = try json(file)
+            var versions = try #require(document["versions"] as? [[String: Any]])
+            versions[1]["id"] = first.id
+            document["versions"] = versions
+            try writeJSON(document, to: file)
+            let error = await vaultError { _ = try await vault.snapshot(of: key()) }
+            #expect(error?.code == .corrupt)
+            #expect(error?.reason.contains(file.path) == true)
+            #expect(error?.reason.contains("lists version \(first.id) twice") == true)
+        }
+    }
+
     @Test func keyFileCopiedUnderAnotherNameRefused() async throws {
         try await withFixture { fixture in
             let vault = try fixture.open()

@@ -100,8 +100,10 @@ struct LocalVaultLifecycleTests {
             try await vault.purgeKey(ref)
             #expect(try await vault.snapshot(of: ref) == .missing(ref))
             #expect(!FileManager.default.fileExists(atPath: fixture.keyFile(ref.name).path))
-            // The name is free again.
-            _ = try await vault.createKey(ref, size: .bits2048)
+            // The name is not free again: the vault remembers the purge, and only an explicit
+            // replacement creates the key anew.
+            #expect(await vaultError { _ = try await vault.createKey(ref, size: .bits2048) }?.code == .conflict)
+            _ = try await vault.replaceLostKey(ref, size: .bits2048)
         }
     }
 

@@ -41,6 +41,7 @@ struct LocalVaultLockTests {
             document["versions"] = versions
             let tempFile = file.deletingLastPathComponent().appendingPathComponent("edit.tmp")
             try JSONSerialization.data(withJSONObject: document).write(to: tempFile)
+            try #require(chmod(tempFile.path, 0o600) == 0)
             try #require(rename(tempFile.path, file.path) == 0)
             flock(fd, LOCK_UN)
 
