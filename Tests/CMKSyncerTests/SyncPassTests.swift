@@ -275,6 +275,44 @@ struct SyncPassTests {
         #expect(try await h.plane.get(h.accounts[0], try ObjectName("o")).plaintext == Array("cached".utf8))
     }
 
+    @Test("an outage while the key is pulled: the status says the suspended accounts stay suspended, not 'nothing suspended'")
+    func outageWhilePulled() async throws {
+        let h = try PassHarness()
+        _ = try await h.memory.createKey(h.key, size: .bits2048)
+        await h.pass()
+        _ = try await h.memory.deleteKey(h.key)
+        await h.pass()
+        h.faults.failAlways(.snapshot, with: VaultError(.unavailable, "connection refused"))
+        let (report, _) = await h.pass()
+        #expect(report.state == .degraded)
+        #expect(report.accounts.allSatisfy { $0.suspended })
+        #expect(report.cause?.contains("nothing suspended") == false, "\(report.cause ?? "")")
+        #expect(report.cause?.contains("3 suspended account(s) stay suspended") == true, "\(report.cause ?? "")")
+        h.faults.failAlways(.snapshot, with: VaultError(.forbidden, "403"))
+        let (denied, _) = await h.pass()
+        #expect(denied.cause?.contains("3 suspended account(s) stay suspended") == true, "\(denied.cause ?? "")")
+    }
+
+    @Test("an account whose keyring vanished after a pass is critical and gets no new keyring; one that never had one does")
+    func keyringVanished() async throws {
+        let drivers = ["files-1": InMemoryStorageDriver(account: "files-1"), "sql-1": InMemoryStorageDriver(account: "sql-1")]
+        let h = try PassHarness(accounts: ["files-1", "sql-1"], drivers: drivers)
+        _ = try await h.memory.createKey(h.key, size: .bits2048)
+        await h.pass()
+        // A fresh driver for files-1 stands for a keyring that vanished; the previous report saw one.
+        let lost = Account(name: "files-1", kind: .file, driver: InMemoryStorageDriver(account: "files-1"), key: h.key)
+        let pass = SyncPass(settings: h.settings, accounts: [lost, h.accounts[1]], vault: h.vault, executor: h.executor, clock: h.clock,
+                            sleep: { _ in }, random: { 0.5 })
+        let (report, _) = await pass.run(previous: h.previous.withLock { $0 })
+        #expect(report.state == .critical)
+        #expect(report.accounts.first { $0.name == "files-1" }?.outcome.reason == "storage.keyring-missing")
+        #expect(try await lost.driver.readKeyring() == nil)
+        #expect(report.accounts.first { $0.name == "sql-1" }?.outcome.code == .inSync)
+        // Without the earlier report and without objects, the account is new: it gets its keyring.
+        let (fresh, _) = await pass.run(previous: nil)
+        #expect(fresh.accounts.first { $0.name == "files-1" }?.outcome.code == .rebound)
+    }
+
     @Test("backoff is capped at 16 s")
     func cap() {
         let policy = RetryPolicy(attempts: 8)

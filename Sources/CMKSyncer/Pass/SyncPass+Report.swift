@@ -92,8 +92,7 @@ extension SyncPass {
             cause = "the keyring of \(unknown) names key versions the vault does not have; restore it from a backup"
         } else if !disabled.isEmpty {
             state = .critical
-            let accounts = outcomes.filter { if case .versionsDisabledInUse = $0.blocker { return true }; return false }.map(\.report.name)
-            cause = "a disabled key version still wraps DEKs of \(accounts.joined(separator: ", ")): re-enable it in the vault"
+            cause = "a disabled key version still wraps DEKs of \(disabled): re-enable it in the vault"
         } else if state == .ok, let failed = outcomes.first(where: { $0.report.outcome.code == .failed }) {
             state = .degraded
             let count = outcomes.filter { $0.report.outcome.code == .failed }.count
