@@ -125,7 +125,8 @@ struct SecurityLogDaemonTests {
 
         // Cut back to the last good record: the next pass is in sync and writes the lost rebinds.
         let log = SecurityLog(stateDirectory: setup.state)
-        #expect(truncate(logPath, off_t(try log.verify().verifiedBytes)) == 0)
+        let good = try log.verify().verifiedBytes
+        #expect(truncate(logPath, off_t(good)) == 0)
         let repaired = try await once(setup, "repaired")
         #expect(repaired.process.terminationStatus == 0, "\(repaired.log)")
         let after = try #require(try StateStore(directory: setup.state).readReport())
@@ -162,5 +163,74 @@ struct SecurityLogDaemonTests {
         #expect(run.process.terminationStatus == 78, "\(run.log)")
         #expect(run.log.replacingOccurrences(of: "\\/", with: "/").contains("state directory '\(setup.state)' has mode 0777, which lets group or others write it; fix it with: chmod 700 '\(setup.state)'"))
         #expect(!FileManager.default.fileExists(atPath: setup.state + "/status.json"))
+    }
+    @Test("the real STATUS= line turns DEGRADED while the log cannot be appended and back to in sync once it is cut back")
+    func statusLine() async throws {
+        let setup = try makeSetup()
+        let listener = try StatusListener(path: setup.root + "/notify.sock")
+        let daemon = try DaemonProcess(arguments: ["run", "--config", setup.configPath, "--log-format", "json"],
+                                       logPath: setup.root + "/daemon.log", environment: ["NOTIFY_SOCKET": listener.path])
+        let ready = try #require(listener.nextStatus(within: .seconds(60)), "no STATUS=; log:\n\(daemon.log)")
+        #expect(ready.hasPrefix("in sync: 3/3 accounts in sync"), "\(ready)")
+
+        let logPath = setup.state + "/" + SecurityLog.fileName
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("garbage\n".utf8))
+        try handle.close()
+        daemon.signal(SIGUSR1)
+        let degraded = try #require(listener.nextStatus(within: .seconds(60)), "no STATUS= after SIGUSR1")
+        #expect(degraded.hasPrefix("DEGRADED: security log cannot be appended (audit.corrupt: a record is broken; run cmkctl audit verify); 3/3 accounts in sync"),
+                "\(degraded)")
+
+        let good = try SecurityLog(stateDirectory: setup.state).verify().verifiedBytes
+        #expect(truncate(logPath, off_t(good)) == 0)
+        daemon.signal(SIGUSR1)
+        let repaired = try #require(listener.nextStatus(within: .seconds(60)), "no STATUS= after the repair")
+        #expect(repaired.hasPrefix("in sync: 3/3 accounts in sync"), "\(repaired)")
+        daemon.signal(SIGTERM)
+        #expect(await daemon.wait() == 0)
+    }
+}
+
+/// The service manager's end of `$NOTIFY_SOCKET`, reduced to what these tests read: `STATUS=`.
+private final class StatusListener {
+    let path: String
+    private let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, bound == 0 else { throw Timeout(what: "binding \(path): errno \(errno)") }
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    /// The next `STATUS=` value, skipping other notifications; nil after the timeout.
+    func nextStatus(within timeout: Duration) -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 100) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { continue }
+            let text = String(decoding: buffer[..<count], as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("STATUS=") }) { return String(line.dropFirst(7)) }
+        }
+        return nil
     }
 }
