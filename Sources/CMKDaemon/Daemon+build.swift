@@ -37,7 +37,7 @@ extension Daemon {
             retry: RetryPolicy(attempts: sync.retry.attempts, initialDelay: sync.retry.initialDelay, maxDelay: sync.retry.maxDelay),
             backupRetention: sync.backupRetention)
         return Daemon(configuration: configuration, vault: vault, administration: administration, accounts: accounts, cache: cache,
-                      resolver: resolver, executor: RebindExecutor(resolver: resolver, clock: clock), dataPlane: DataPlane(resolver: resolver),
+                      resolver: resolver, executor: RebindExecutor(resolver: resolver, clock: clock), dataPlane: DataPlane(resolver: readers),
                       settings: settings, state: StateStore(directory: configuration.stateDirectory),
                       securityLog: SecurityLog(stateDirectory: configuration.stateDirectory, clock: clock), clock: clock)
     }
@@ -62,6 +62,7 @@ extension Daemon {
                 masterKey = .systemdCredential(name: name, credentialsDirectory: environment["CREDENTIALS_DIRECTORY"].map { URL(fileURLWithPath: $0) })
             }
             if local.create {
+                try refuseToRecreateVault(local.directory, stateDirectory: configuration.stateDirectory)
                 try FileManager.default.createDirectory(atPath: local.directory, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o700])
             }
@@ -88,6 +89,17 @@ extension Daemon {
             // Keys of the azure provider are managed in Azure: no administration for cmkctl.
             return (try AzureKeyVault(configuration: settings, transport: transport, logger: Logger(label: "cmk.vault.azure")), nil)
         }
+    }
+
+    /// `create: true` makes a vault only on a host that never had one. A vault directory without
+    /// `vault.json` while the last report (`status.json`) shows accounts bound to key versions means
+    /// the vault was deleted or lost: a new one would hold a new key that none of those keyrings
+    /// can use, so the daemon stops and says to restore the vault instead.
+    static func refuseToRecreateVault(_ directory: String, stateDirectory: String) throws {
+        guard !FileManager.default.fileExists(atPath: directory + "/vault.json"),
+              let report = try? StateStore(directory: stateDirectory).readReport(),
+              let bound = report.accounts.first(where: { $0.binding != nil }) else { return }
+        throw VaultError(.misconfigured, "the local vault \(directory) is missing (no vault.json), but account '\(bound.name)' and others were bound to versions of key '\(report.key)' in the last pass (\(stateDirectory)/status.json): restore the vault directory from a backup; create: true never replaces a vault this host had")
     }
 
     /// The provider's configuration from `vault.azure`; the client secret's path is resolved
@@ -137,13 +149,12 @@ extension Daemon {
             if !settings.create, !FileManager.default.fileExists(atPath: settings.location) {
                 throw StorageError(.misconfigured, "account '\(settings.name)': directory \(settings.location) does not exist (create it, or set create: true)")
             }
-            driver = try DirectoryStorageDriver(directory: settings.location, account: settings.name)
+            return try DirectoryStorageDriver(directory: settings.location, account: settings.name)
         case .sqlite:
             if !settings.create, !FileManager.default.fileExists(atPath: settings.location) {
                 throw StorageError(.misconfigured, "account '\(settings.name)': database \(settings.location) does not exist (create it, or set create: true)")
             }
             return try SQLiteStorageDriver(path: settings.location, account: settings.name)
         }
-        return Account(name: settings.name, kind: settings.kind, driver: driver, key: key)
     }
 }

@@ -30,3 +30,18 @@ struct StateDirectoryLockTests {
         #expect(await third.wait() == 0, "\(third.log)")
     }
 }
+
+@Suite("a lost vault is never replaced")
+struct LostVaultTests {
+    @Test("create: true does not make a new vault where the last pass saw accounts bound to the old one")
+    func vaultDirectoryRemoved() async throws {
+        let setup = try EmbeddedSetup(accounts: [("files-1", "file")])
+        let first = try DaemonProcess(arguments: ["run", "--once", "--config", setup.configPath], logPath: setup.root + "/first.log")
+        #expect(await first.wait() == 0, "\(first.log)")
+        try FileManager.default.removeItem(atPath: setup.state + "/vault")
+        let second = try DaemonProcess(arguments: ["run", "--once", "--config", setup.configPath], logPath: setup.root + "/second.log")
+        #expect(await second.wait() == 78, "\(second.log)")
+        #expect(second.log.contains("restore the vault directory from a backup"), "\(second.log)")
+        #expect(!FileManager.default.fileExists(atPath: setup.state + "/vault"), "no new vault was made")
+    }
+}
