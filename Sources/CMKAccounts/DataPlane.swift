@@ -178,7 +178,8 @@ public struct DataPlane: Sendable {
 
     /// Re-encrypts every object still under an older DEK. Objects already under the active DEK
     /// cost one header read, so an interrupted sweep can simply run again; `after` skips the
-    /// objects up to and including that name. One object's failure is recorded, not fatal.
+    /// objects up to and including that name. One object's failure is recorded, not fatal; a
+    /// suspension or a throttling vault stops the sweep.
     public func sweep(_ account: Account, after: ObjectName? = nil,
                       progress: (SweepProgress) -> Void = { _ in }) async throws -> SweepProgress {
         let keyring = try await usableKeyring(account)
@@ -194,6 +195,9 @@ public struct DataPlane: Sendable {
                     if outcome.reencrypted { state.reencrypted += 1 } else { state.alreadyCurrent += 1 }
                 }
             } catch let error as StorageError where error.code == .suspended {
+                throw error
+            } catch let error as VaultError where error.code == .throttled {
+                // The vault would refuse every further object too: stop; running again resumes.
                 throw error
             } catch let error as StorageError where error.code == .notFound {
                 // Deleted while sweeping: nothing left to re-encrypt.

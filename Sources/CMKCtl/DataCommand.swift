@@ -10,7 +10,7 @@ struct DataCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Put, get and re-encrypt objects of an account.",
-        discussion: "A suspended account (key pulled) refuses reads and writes: exit 4.",
+        discussion: "A suspended account (key pulled) refuses reads and writes: exit 4. A vault that throttles for longer than cache.read-wait (default 10s) fails the command at once: exit 1, saying how long the vault asked to wait.",
         subcommands: [Put.self, Get.self, Sweep.self])
 
     static let chunkSize = 1 << 20
@@ -96,7 +96,7 @@ struct DataCommand: AsyncParsableCommand {
     struct Sweep: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Re-encrypt every object of the account still under an older DEK.",
-            discussion: "Exit 1 when some objects failed (they are listed); running it again resumes cheaply.")
+            discussion: "Exit 1 when some objects failed (they are listed), or at once when the vault is throttling longer than cache.read-wait; running it again resumes cheaply.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The account.") var account: String
 

@@ -3,7 +3,7 @@ import Yams
 extension ConfigurationDecoder {
     static let syncKeys = ["interval", "jitter", "pulled-poll-interval", "suspend", "concurrency", "backup-retention", "start-timeout", "retry"]
     static let retryKeys = ["attempts", "initial-delay", "max-delay"]
-    static let cacheKeys = ["ttl", "capacity"]
+    static let cacheKeys = ["ttl", "capacity", "read-wait"]
     static let loggingKeys = ["level", "format"]
 
     func decodeSync(_ node: Node?) throws(ConfigurationError) -> SyncerConfiguration.Sync {
@@ -78,6 +78,7 @@ extension ConfigurationDecoder {
         var cache = SyncerConfiguration.Cache()
         if let n = section["ttl"] { cache.ttl = try reader.duration(n, at: "cache.ttl", range: .seconds(1) ... .seconds(3600), accepted: "1s to 1h") }
         if let n = section["capacity"] { cache.capacity = try reader.int(n, at: "cache.capacity", range: 1...1_000_000) }
+        if let n = section["read-wait"] { cache.readWait = try reader.duration(n, at: "cache.read-wait", range: .zero ... .seconds(600), accepted: "0s to 10m") }
         return cache
     }
 
