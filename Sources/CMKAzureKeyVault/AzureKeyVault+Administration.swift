@@ -12,7 +12,7 @@ extension AzureKeyVault {
         let existing = try await send(VaultCall(operation: "get-key", method: "GET", path: "/keys/\(Self.segment(key.name))/"))
         let exists = existing.status == 200 || (existing.status == 403 && mapped(existing, "get-key").code == .disabled)
         if exists { throw VaultError(.conflict, "key '\(key)' already exists in \(host)") }
-        guard existing.status == 404 else { throw mapped(existing, "get-key") }
+        guard ErrorMapping.isKeyNotFound(existing) else { throw mapped(existing, "get-key") }
         let body = try encode(KeyCreateParameters(kty: configuration.keyType.rawValue, key_size: size.rawValue,
                                                   key_ops: ["wrapKey", "unwrapKey", "encrypt", "decrypt"], attributes: ["enabled": true]))
         let response = try await send(VaultCall(operation: "create-key", method: "POST", path: "/keys/\(Self.segment(key.name))/create",
@@ -79,9 +79,10 @@ extension AzureKeyVault {
 
     // MARK: Helpers
 
-    /// A failed call on a deleted key: after a 404, a present key means "not deleted" (conflict).
+    /// A failed call on a deleted key: after Key Vault's `KeyNotFound`, a present key means "not
+    /// deleted" (conflict).
     private func notDeletedError(_ response: AzureHTTPResponse, _ operation: String, key: KeyReference) async throws(VaultError) -> VaultError {
-        guard response.status == 404 else { return mapped(response, operation) }
+        guard ErrorMapping.isKeyNotFound(response) else { return mapped(response, operation) }
         let live = try await send(VaultCall(operation: "get-key", method: "GET", path: "/keys/\(Self.segment(key.name))/"))
         if live.status == 200 || (live.status == 403 && mapped(live, "get-key").code == .disabled) {
             return VaultError(.conflict, "key '\(key)' is not deleted; \(operation) applies to deleted keys only")

@@ -16,10 +16,10 @@ extension AzureKeyVault {
             let bundle = try decode(KeyBundle.self, latest, "get-key")
             latestVersion = try version(of: bundle.key.kid, bundle.attributes, key: key, operation: "get-key")
             remember(bundle.key, key: key)
-        case 403 where ErrorMapping.error(latest, operation: "get-key", host: host, wallNow: runtime.wallNow()).code == .disabled:
+        case 403 where mapped(latest, "get-key").code == .disabled:
             // The current version is disabled: Key Vault refuses `get` on it but still lists it.
             latestVersion = nil
-        case 404:
+        case 404 where ErrorMapping.isKeyNotFound(latest):
             return try await absent(key)
         default:
             throw mapped(latest, "get-key")
@@ -39,7 +39,7 @@ extension AzureKeyVault {
         var versions: [KeyVersion] = []
         for _ in 0..<Self.maximumPages {
             let response = try await send(call)
-            if response.status == 404 { return nil }
+            if ErrorMapping.isKeyNotFound(response) { return nil }
             guard response.status == 200 else { throw mapped(response, "list-versions") }
             let page = try decode(KeyListResult.self, response, "list-versions")
             for item in page.value ?? [] {
@@ -58,13 +58,13 @@ extension AzureKeyVault {
         return .missing(key)
     }
 
-    /// `GET /deletedkeys/{name}`: the deleted key, or nil when there is none (404).
+    /// `GET /deletedkeys/{name}`: the deleted key, or nil when there is none (404 `KeyNotFound`).
     func deletedKey(_ key: KeyReference) async throws(VaultError) -> DeletedKey? {
         let response = try await send(VaultCall(operation: "get-deleted-key", method: "GET", path: "/deletedkeys/\(Self.segment(key.name))"))
         switch response.status {
         case 200:
             return try deleted(decode(DeletedKeyBundle.self, response, "get-deleted-key"), key: key, operation: "get-deleted-key")
-        case 404:
+        case 404 where ErrorMapping.isKeyNotFound(response):
             return nil
         case 403:
             let error = mapped(response, "get-deleted-key")
@@ -119,9 +119,10 @@ extension AzureKeyVault {
 
     // MARK: Helpers
 
-    /// The error for a failed key-scoped call; a 404 is refined by the deleted-key lookup.
+    /// The error for a failed key-scoped call; Key Vault's `KeyNotFound` is refined by the
+    /// deleted-key lookup.
     func keyError(_ response: AzureHTTPResponse, _ operation: String, key: KeyReference, version: String? = nil) async throws(VaultError) -> VaultError {
-        guard response.status == 404 else { return mapped(response, operation) }
+        guard ErrorMapping.isKeyNotFound(response) else { return mapped(response, operation) }
         if let deleted = try await deletedKey(key) {
             return VaultError(.deleted, "key '\(key)' is deleted (since \(deleted.deletedDate.ISO8601Format())); \(operation) needs it recovered")
         }
@@ -130,7 +131,7 @@ extension AzureKeyVault {
     }
 
     func mapped(_ response: AzureHTTPResponse, _ operation: String) -> VaultError {
-        ErrorMapping.error(response, operation: operation, host: host, wallNow: runtime.wallNow())
+        ErrorMapping.error(response, operation: operation, vaultURL: configuration.vaultURL, wallNow: runtime.wallNow())
     }
 
     func encode(_ value: some Encodable) throws(VaultError) -> Data {

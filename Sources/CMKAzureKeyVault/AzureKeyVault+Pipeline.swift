@@ -50,7 +50,7 @@ extension AzureKeyVault {
             let retryable = response.status == 429 || [500, 502, 503, 504].contains(response.status)
             guard retryable else { return response }
             let retryAfter = RetryAfter.parse(response.header("Retry-After"), now: runtime.wallNow())
-            let error = ErrorMapping.error(response, operation: call.operation, host: host, wallNow: runtime.wallNow())
+            let error = mapped(response, call.operation)
             guard attempt < policy.maxAttempts, response.status == 429 || call.idempotent else { throw error }
             if let retryAfter {
                 guard retryAfter <= policy.maximumRetryAfter else { throw error }

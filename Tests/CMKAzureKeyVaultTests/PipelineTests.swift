@@ -22,17 +22,9 @@ struct PipelineTests {
         .json(status, #"{"error":{"code":"\#(code)","message":"\#(message)"}}"#, headers: headers)
     }
 
-    func expectError(_ code: VaultError.Code, _ body: () async throws -> Void) async -> VaultError? {
-        do {
-            try await body()
-            Issue.record("expected \(code), but it succeeded")
-        } catch let error as VaultError {
-            #expect(error.code == code, "expected \(code), got \(error)")
-            return error
-        } catch {
-            Issue.record("expected VaultError \(code), got \(error)")
-        }
-        return nil
+    func expectError(_ code: VaultError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+                     _ body: () async throws -> Void) async -> VaultError? {
+        await expectVaultError(code, sourceLocation: sourceLocation, body)
     }
 
     @Test("a snapshot costs two requests and orders versions oldest first, the latest last")

@@ -88,6 +88,11 @@ final class Dispatcher: Sendable {
             return .respond(AADError(error: "temporarily_unavailable", description: "AADSTS90033: A transient error has occurred. Please try again.", code: 90033).response(status: status), delay: nil)
         case .forbiddenByRbac:
             return .respond(KeyVaultError.forbiddenByRbac(action: "Microsoft.KeyVault/vaults/keys/read", vault: vault.vaultName).response, delay: nil)
+        case .forbiddenByConnection:
+            return .respond(KeyVaultError.forbiddenByConnection(vault: vault.vaultName).response, delay: nil)
+        case .notFoundPage:
+            let page = "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+            return .respond(ServerResponse(status: 404, headers: [("Content-Type", "text/html")], body: Data(page.utf8)), delay: nil)
         case .unauthorized:
             return .respond(challenge(.unknownToken), delay: nil)
         }

@@ -10,6 +10,12 @@ public enum Fault: Sendable, Equatable {
     case latency(Duration)
     /// 403 `Forbidden` with inner error `ForbiddenByRbac` (the identity lacks a role assignment).
     case forbiddenByRbac
+    /// 403 `Forbidden` with inner error `ForbiddenByConnection`: the vault's public network access
+    /// is disabled and the request came neither from a trusted service nor a private endpoint.
+    case forbiddenByConnection
+    /// 404 with an HTML page instead of Key Vault's JSON error, as a proxy or a web server at a
+    /// wrong vault URL answers.
+    case notFoundPage
     /// 401 with the challenge, as when Azure no longer accepts the token (revoked, tenant moved).
     case unauthorized
     /// 200 with a body that is not JSON.

@@ -91,6 +91,16 @@ struct KeyVaultError: Error, Sendable {
             innerCode: "ForbiddenByRbac")
     }
 
+    /// As Azure words it when public network access is disabled (recorded in
+    /// https://github.com/microsoft/multimodal-ai/issues/171: 403 `Forbidden`, inner `ForbiddenByConnection`).
+    static func forbiddenByConnection(vault: String) -> KeyVaultError {
+        KeyVaultError(
+            status: 403, code: "Forbidden",
+            message: "Public network access is disabled and request is not from a trusted service nor via an approved private link.\r\n"
+                + "Caller: appid=emulated;oid=emulated;iss=https://sts.windows.net/emulated/\r\nVault: \(vault);location=emulator",
+            innerCode: "ForbiddenByConnection")
+    }
+
     static func throttled(retryAfter: Int?) -> KeyVaultError {
         KeyVaultError(
             status: 429, code: "Throttled",
