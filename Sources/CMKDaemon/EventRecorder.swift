@@ -139,13 +139,16 @@ struct EventRecorder: Sendable {
         case .vaultUnreachable: return MessageID.vaultUnreachable
         case .credentialsRejected: return MessageID.credentialsRejected
         case .currentVersionUnusable: return MessageID.currentVersionUnusable
+        case .accountFailed: return MessageID.accountFailed
+        case .keyringMissing: return MessageID.keyringMissing
+        case .versionUnknown: return MessageID.versionUnknown
         default: return nil
         }
     }
 
     static func level(_ kind: SyncEvent.Kind) -> Logger.Level {
         switch kind {
-        case .keyMissing, .versionDisabledInUse: return .critical
+        case .keyMissing, .versionDisabledInUse, .keyringMissing, .versionUnknown: return .critical
         case .keyPulled, .accountSuspended, .accountFailed, .credentialsRejected: return .error
         case .vaultUnreachable, .currentVersionUnusable: return .warning
         case .keyRotated, .keyRestored, .accountResumed: return .notice
@@ -165,7 +168,8 @@ struct EventRecorder: Sendable {
         case .keyMissing: type = .keyPurgedOrMissing
         case .versionDisabledInUse: type = .versionDisabledInUse
         case .versionSafeToDisable: type = .versionSafeToDisable
-        case .currentVersionUnusable, .vaultUnreachable, .credentialsRejected, .accountFailed: return nil
+        // Storage states, not key operations: the journal and the status line carry them.
+        case .currentVersionUnusable, .vaultUnreachable, .credentialsRejected, .accountFailed, .keyringMissing, .versionUnknown: return nil
         }
         var details = ["sync_id": report.syncID]
         for (key, value) in event.fields where !value.isEmpty { details[key] = value }

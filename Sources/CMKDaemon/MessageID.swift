@@ -12,8 +12,12 @@ public enum MessageID {
     public static let currentVersionUnusable = "6e5d4c3b2a1948f7e6d5c4b3a2918089"
     public static let securityLogUnwritable = "3d811022bb5c4e7aab8e8d85aeeb0957"
     public static let alreadyRunning = "a729425caaaf457c8fd45740e4be90ad"
+    public static let accountFailed = "9a2d8cf04ae94e34ad04648ad760c281"
+    public static let keyringMissing = "3657c74862ed44cfae815ce083a7f643"
+    public static let versionUnknown = "95663cc06a854c87a36845a508b9d26c"
 
     /// Every id, for catalog checks.
     public static let all = [keyRotated, keyPulled, keyRestored, keyMissing, versionDisabledInUse, vaultUnreachable,
-                             credentialsRejected, configurationInvalid, currentVersionUnusable, securityLogUnwritable, alreadyRunning]
+                             credentialsRejected, configurationInvalid, currentVersionUnusable, securityLogUnwritable, alreadyRunning,
+                             accountFailed, keyringMissing, versionUnknown]
 }

@@ -99,6 +99,8 @@ struct AccountIsolationTests {
         #expect(pass.code == 1, "a missing keyring is critical: \(pass.stderr)")
         #expect(!FileManager.default.fileExists(atPath: keyring), "no new keyring is made")
         #expect(!pass.stderr.contains("Account keyring created"))
+        #expect(pass.stderr.contains("The account's keyring is missing; no new keyring is made."), "\(pass.stderr)")
+        #expect(pass.stderr.contains("3657c74862ed44cfae815ce083a7f643"), "the catalogued MESSAGE_ID: \(pass.stderr)")
         let report = try report(harness)
         #expect(report["state"] as? String == "critical")
         #expect((report["cause"] as? String)?.contains("keyring of files-1 is missing") == true, "\(report["cause"] ?? "")")

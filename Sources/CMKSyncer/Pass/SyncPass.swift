@@ -238,10 +238,10 @@ public struct SyncPass: Sendable {
                            detail: "version \(versions.joined(separator: ", ")) is disabled but still wraps DEKs of this account: re-enable it in the vault")
         case .versionsUnknown(let versions):
             let list = versions.joined(separator: ", ")
-            return failed(account, reason: "version-unknown", events: &events,
+            return failed(account, .versionUnknown, reason: "version-unknown", events: &events,
                           detail: "the keyring's DEKs are wrapped under version \(list), which the key does not have: the keyring belongs to another key or vault, or was damaged; restore it from a backup")
         case .keyringMissing:
-            return failed(account, reason: StorageError.Code.keyringMissing.description, events: &events,
+            return failed(account, .keyringMissing, reason: StorageError.Code.keyringMissing.description, events: &events,
                           detail: "the account's keyring is missing although the account had one (it holds objects, or an earlier pass saw its keyring); its data cannot be read until the keyring is restored from a backup; no new keyring is made")
         case .keyMissing:
             return Outcome(.failed, reason: "key-missing", detail: "the key is purged or missing; local data is kept")
@@ -254,9 +254,11 @@ public struct SyncPass: Sendable {
         }
     }
 
-    private static func failed(_ account: Account, reason: String, events: inout [SyncEvent], detail: String) -> Outcome {
-        events.append(SyncEvent(.accountFailed, "Account could not be synced.", account: account.name,
-                                fields: ["reason": reason, "detail": detail]))
+    private static func failed(_ account: Account, _ kind: SyncEvent.Kind, reason: String, events: inout [SyncEvent],
+                               detail: String) -> Outcome {
+        let message = kind == .keyringMissing ? "The account's keyring is missing; no new keyring is made."
+            : "The account's keyring names key versions the vault does not have."
+        events.append(SyncEvent(kind, message, account: account.name, fields: ["reason": reason, "detail": detail]))
         return Outcome(.failed, reason: reason, detail: detail)
     }
 }

@@ -18,6 +18,10 @@ public struct SyncEvent: Hashable, Sendable, Codable {
         case credentialsRejected = "credentials-rejected"
         case versionSafeToDisable = "version-safe-to-disable"
         case accountFailed = "account-failed"
+        /// An account that had a keyring has none now (critical; nothing is created).
+        case keyringMissing = "keyring-missing"
+        /// An account's keyring names versions the key does not have (critical).
+        case versionUnknown = "version-unknown"
     }
 
     public var kind: Kind
