@@ -115,6 +115,19 @@ struct AccountIsolationTests {
         #expect(!FileManager.default.fileExists(atPath: keyring))
     }
 
+    @Test("accounts show on an unparsable keyring says it is unreadable, not 'none yet'")
+    func unparsableKeyringShown() throws {
+        let harness = try Self.prepared()
+        defer { harness.cleanUp() }
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: harness.state + "/accounts/files-1/keyring.json"))
+        let show = try harness.ctl(["accounts", "show", "files-1"])
+        #expect(show.text.contains("keyring:    unreadable (see error)"), "\(show.text)")
+        #expect(!show.text.contains("none yet"))
+        #expect(show.text.contains("storage.corrupt"), "\(show.text)")
+        let list = try harness.ctl(["accounts", "list"])
+        #expect(!list.text.contains("no keyring yet"), "\(list.text)")
+    }
+
     @Test("a truncated database is not given a fresh keyring: the last pass saw one")
     func databaseTruncated() throws {
         let harness = try Self.prepared()
