@@ -27,6 +27,14 @@ struct AccountIsolationTests {
         return accounts.first { $0["name"] as? String == account }?["outcome"] as? [String: Any]
     }
 
+    /// Rewrites a directory account's `keyring.json` through `edit` (the file keeps its mode).
+    func editKeyring(_ harness: Harness, _ account: String, _ edit: (inout [String: Any]) throws -> Void) throws {
+        let path = harness.state + "/accounts/\(account)/keyring.json"
+        var keyring = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        try edit(&keyring)
+        try JSONSerialization.data(withJSONObject: keyring).write(to: URL(fileURLWithPath: path))
+    }
+
     /// The healthy accounts still read and write, and every key operation works.
     func othersWork(_ harness: Harness, broken: String) throws {
         for account in harness.accounts where account != broken {
@@ -148,10 +156,7 @@ struct AccountIsolationTests {
     func generationOverflow() throws {
         let harness = try Self.prepared()
         defer { harness.cleanUp() }
-        let path = harness.state + "/accounts/audit-1/keyring.json"
-        var keyring = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
-        keyring["generation"] = UInt64.max
-        try JSONSerialization.data(withJSONObject: keyring).write(to: URL(fileURLWithPath: path))
+        try editKeyring(harness, "audit-1") { $0["generation"] = UInt64.max }
         #expect(try harness.ctl(["keys", "rotate"]).code == 0)
         let pass = try harness.once()
         #expect(pass.code == 3, "exit \(pass.code) (132 was the overflow trap): \(pass.stderr)")
@@ -181,12 +186,11 @@ struct AccountIsolationTests {
     func unknownVersion() throws {
         let harness = try Self.prepared()
         defer { harness.cleanUp() }
-        let path = harness.state + "/accounts/files-1/keyring.json"
-        var keyring = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
-        var deks = try #require(keyring["deks"] as? [[String: Any]])
-        for index in deks.indices { deks[index]["keyVersion"] = "0123456789abcdef0123456789abcdef" }
-        keyring["deks"] = deks
-        try JSONSerialization.data(withJSONObject: keyring).write(to: URL(fileURLWithPath: path))
+        try editKeyring(harness, "files-1") { keyring in
+            var deks = try #require(keyring["deks"] as? [[String: Any]])
+            for index in deks.indices { deks[index]["keyVersion"] = "0123456789abcdef0123456789abcdef" }
+            keyring["deks"] = deks
+        }
         let pass = try harness.once()
         #expect(pass.code == 1, "\(pass.stderr)")
         let report = try report(harness)
