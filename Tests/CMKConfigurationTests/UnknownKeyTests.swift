@@ -25,7 +25,7 @@ struct UnknownKeyTests {
         (Fixture.yaml(accounts: "accounts:\n  - {name: a, kind: file, path: /x}\n"), "accounts[0].path", "unknown key (accepted: \(account))"),
         (Fixture.yaml("sync:\n  intervall: 5m\n"), "sync.intervall", "unknown key, did you mean 'interval'? (accepted: \(sync))"),
         (Fixture.yaml("sync:\n  retry:\n    attempt: 3\n"), "sync.retry.attempt", "unknown key, did you mean 'attempts'? (accepted: attempts, initial-delay, max-delay)"),
-        (Fixture.yaml("cache:\n  size: 3\n"), "cache.size", "unknown key (accepted: ttl, capacity)"),
+        (Fixture.yaml("cache:\n  size: 3\n"), "cache.size", "unknown key (accepted: ttl, capacity, read-wait)"),
         (Fixture.yaml("logging:\n  colour: true\n"), "logging.colour", "unknown key (accepted: level, format)"),
     ])
     func unknownKeysAreRefusedAtEveryLevel(yaml: String, keyPath: String, reason: String) {
