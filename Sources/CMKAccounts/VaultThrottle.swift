@@ -13,7 +13,8 @@ import Synchronization
 /// Readers (the data plane: `cmkctl data get/put/sweep`) have someone waiting on them, so their
 /// throttle has a ``maxWait`` (`cache.read-wait`): a call that would have to wait beyond it in all
 /// gives up at once with `.throttled` saying how long the vault asked to wait. The sync pass has
-/// no such bound; it waits out ``attempts`` refusals.
+/// no such bound; it waits out ``attempts`` refusals. Pauses sleep through ``Heartbeat/sleep(for:)``:
+/// a pass's watchdog heartbeat goes on while it waits, and a stopping daemon ends the wait at once.
 public final class VaultThrottle: Sendable {
     /// Tries per call, the first included. Default 8.
     public let attempts: Int
@@ -36,7 +37,7 @@ public final class VaultThrottle: Sendable {
     ///   - now: the monotonic clock pauses and ``maxWait`` are measured on.
     public init(attempts: Int = 8, initialDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(16),
                 maxRetryAfter: Duration = .seconds(120), maxWait: Duration? = nil,
-                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Heartbeat.sleep(for: $0) },
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                 now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.attempts = max(1, attempts)
@@ -64,7 +65,11 @@ public final class VaultThrottle: Sendable {
                 if let maxWait, now() - start + pause > maxWait {
                     throw Self.givingUp(refusal, pause: pause, maxWait: maxWait)
                 }
-                try await sleep(pause)
+                do {
+                    try await sleep(pause)
+                } catch is CancellationError {
+                    throw Self.abandoned(refusal, pause: pause)
+                }
             }
             do {
                 return try await operation()
@@ -96,6 +101,12 @@ public final class VaultThrottle: Sendable {
             .throttled,
             "the vault is throttling: \(asked), longer than a reader waits (cache.read-wait: \(seconds(maxWait)) s), so the read gives up now; try again later\(refusal.map { " — \($0.reason)" } ?? "")",
             retryAfter: refusal?.retryAfter ?? pause)
+    }
+
+    /// The daemon is stopping (or the task was cancelled) during a pause: the call is not tried again.
+    static func abandoned(_ refusal: VaultError?, pause: Duration) -> VaultError {
+        VaultError(.unavailable, "the wait for the throttling vault (\(seconds(pause)) s to go) was abandoned because the daemon is stopping; the call was not tried again\(refusal.map { " — \($0.reason)" } ?? "")",
+                   retryAfter: refusal?.retryAfter)
     }
 
     /// Seconds without a trailing `.0`: `3600`, `0.25`.

@@ -66,7 +66,9 @@ extension AzureKeyVault {
             "cmk_vault_operation": "\(call.operation)", "cmk_attempt": "\(attempt)", "cmk_retry_reason": "\(reason)",
             "cmk_retry_delay": "\(delay)",
         ])
-        do { try await runtime.sleep(delay) } catch { throw VaultError(.unavailable, "\(call.operation) was cancelled while backing off") }
+        do { try await runtime.sleep(delay) } catch {
+            throw VaultError(.unavailable, "\(call.operation) was not retried: the daemon is stopping (or the call was cancelled) while backing off")
+        }
     }
 
     /// One exchange with a bearer token; on a 401 challenge, a token for the challenge's

@@ -9,7 +9,9 @@ import Synchronization
 /// passes never overlap because one loop consumes ``triggers``.
 ///
 /// It also keeps the loop's heartbeat for the watchdog: fresh while the loop waits, and while a
-/// running pass keeps reporting progress.
+/// running pass keeps reporting progress: an account done, and through the pass's ``Heartbeat``
+/// every vault exchange (bounded by `vault.azure.timeout`) and every slice of a back-off. So the
+/// heartbeat measures the loop, not the vault: a slow vault keeps it fresh, a hung loop does not.
 public final class Scheduler: Sendable {
     /// Why a pass was asked for.
     public enum Reason: String, Sendable, Hashable, CaseIterable {

@@ -77,7 +77,12 @@ public final class AsyncHTTPClientTransport: AzureHTTPTransport {
         return configuration
     }
 
+    /// One exchange, bounded by the timeout: it beats the pass's ``Heartbeat`` when it starts and
+    /// when it ends, so a slow vault keeps the watchdog fed while a hung one (no answer, no
+    /// timeout) does not.
     public func send(_ request: AzureHTTPRequest) async throws -> AzureHTTPResponse {
+        Heartbeat.beat()
+        defer { Heartbeat.beat() }
         var outgoing = HTTPClientRequest(url: request.url.absoluteString)
         outgoing.method = HTTPMethod(rawValue: request.method)
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }

@@ -21,10 +21,11 @@ public struct AzureRuntime: Sendable {
         self.jitter = jitter
     }
 
-    /// The real clocks and `Task.sleep`.
+    /// The real clocks and ``Heartbeat/sleep(for:)`` (`Task.sleep` outside a sync pass; inside one,
+    /// back-offs and rate-limit waits keep the watchdog's heartbeat going and end on a stop).
     public static var system: AzureRuntime {
         let origin = ContinuousClock.now
         return AzureRuntime(monotonicNow: { ContinuousClock.now - origin }, wallNow: { Date() },
-                            sleep: { try await Task.sleep(for: $0) }, jitter: { Double.random(in: 0..<1) })
+                            sleep: { try await Heartbeat.sleep(for: $0) }, jitter: { Double.random(in: 0..<1) })
     }
 }
