@@ -1,8 +1,9 @@
 import Foundation
 import Logging
-import Synchronization
 
-/// Readable lines on stderr (a terminal) or JSON lines (`--log-format json`).
+/// Readable lines on stderr (a terminal) or JSON lines (`--log-format json`). A line that cannot
+/// be written (full disk, `ulimit -f`, closed reader) is dropped and counted, never fatal
+/// (``StandardError``).
 public struct TextLogHandler: LogHandler {
     public enum Style: Sendable { case text, json }
 
@@ -10,7 +11,6 @@ public struct TextLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public let label: String
     public let style: Style
-    private static let lock = Mutex(())
 
     public init(label: String, style: Style) {
         self.label = label
@@ -33,9 +33,19 @@ public struct TextLogHandler: LogHandler {
         case .json:
             var object: [String: String] = ["time": time, "level": event.level.rawValue, "message": "\(event.message)", "logger": label]
             for (key, value) in merged { object[key] = "\(value)" }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            line = String(decoding: data, as: UTF8.self) + "\n"
+            line = Self.json(object)
         }
-        Self.lock.withLock { _ in FileHandle.standardError.write(Data(line.utf8)) }
+        StandardError.write(line) { dropped in
+            switch style {
+            case .text: return "\(time) WARNING Log lines could not be written to stderr and were dropped.  dropped=\(dropped)\n"
+            case .json: return Self.json(["time": time, "level": "warning", "logger": label, "dropped": "\(dropped)",
+                                          "message": "Log lines could not be written to stderr and were dropped."])
+            }
+        }
+    }
+
+    static func json(_ object: [String: String]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self) + "\n"
     }
 }

@@ -3,8 +3,21 @@ import CMKConfiguration
 import CMKDaemon
 import Foundation
 
-/// `cmk-syncer`: keeps storage accounts bound to the newest usable root-key version.
+/// The entry point: synchronous, so the address-space limit is checked before the Swift runtime
+/// starts a thread (under a too small RLIMIT_AS libdispatch would hang silently instead).
 @main
+enum Entry {
+    static func main() {
+        AddressSpace.checkAtStart()
+        Task {
+            await CMKSyncerCommand.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
+}
+
+/// `cmk-syncer`: keeps storage accounts bound to the newest usable root-key version.
 struct CMKSyncerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cmk-syncer",
