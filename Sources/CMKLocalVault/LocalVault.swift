@@ -57,7 +57,8 @@ public final class LocalVault: KeyVaultAdministration {
         guard let file = try cachedFile(key) else { return .missing(key) }
         let document = file.document
         if let deletedDate = document.deletedDate {
-            return .deleted(DeletedKey(key: key, deletedDate: deletedDate, scheduledPurgeDate: document.scheduledPurgeDate,
+            let lastWrite = configuration.clock is SystemWallClock ? file.identity.map(Self.changeTime) : nil
+            return .deleted(DeletedKey(key: key, deletedDate: deletedDate, scheduledPurgeDate: Self.purgeDate(of: document, lastWrite: lastWrite),
                                        versions: document.keyVersions()))
         }
         return .present(KeyState(key: key, versions: document.keyVersions()))
