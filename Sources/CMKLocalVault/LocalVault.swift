@@ -21,7 +21,8 @@ public final class LocalVault: KeyVaultAdministration {
     public let capabilities = VaultCapabilities(provider: "local", exportsPublicKey: true, wrapsInVault: true,
                                                 algorithms: [.rsaOAEP256], managesKeys: true)
 
-    let masterKey: SymmetricKey
+    /// In secret memory, left out of core dumps (``SecretMemory``).
+    let masterKey: SecretBytes
     let directoryPath: String
     let keysPath: String
     let lockPath: String
