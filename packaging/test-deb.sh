@@ -239,7 +239,7 @@ run_env=(env STATE_DIRECTORY="$tmp/run/state" RUNTIME_DIRECTORY="$tmp/run/runtim
 status=$?
 [ "$status" = 0 ] && ok "one pass of the installed daemon on the installed configuration: exit 0 (in sync)" \
     || fail "cmk-syncer run --once on the installed configuration exited $status: $(tail -20 "$tmp/run/log")"
-"${run_env[@]}" "$root/usr/bin/cmkctl" status --config "$root/etc/cmk-syncer/cmk-syncer.yaml" --json \
+"${run_env[@]}" "$root/usr/bin/cmkctl" status --report-only --config "$root/etc/cmk-syncer/cmk-syncer.yaml" --json \
     >"$tmp/run/status.json" 2>"$tmp/run/status.err"
 check "cmkctl status --json after that pass: files-1 bound to the current version" python3 - "$tmp/run/status.json" <<'EOF'
 import json, sys

@@ -6,9 +6,11 @@ set -euo pipefail
 # libssl-dev: the local vault's RSA private operation runs in the system's OpenSSL libcrypto.
 # dpkg-dev, binutils, lintian, man-db, groff-base, zsh and fish: `make deb` and its test
 # (packaging/test-deb.sh) build the package, lint it and check its man pages and completions.
+# faketime: the clock-skew tests run the daemon and cmkctl under libfaketime.
+# gdb: its gcore dumps the running daemon to show that key material stays out of core dumps.
 need_apt=()
 for pkg in libsqlite3-dev libsystemd-dev libssl-dev pkg-config systemd util-linux python3 python3-pip openssl \
-    dpkg-dev binutils lintian man-db groff-base zsh fish; do
+    dpkg-dev binutils lintian man-db groff-base zsh fish faketime gdb; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -6,7 +6,9 @@ import Foundation
 ///
 /// - `put` encrypts under the active DEK, streaming in bounded memory.
 /// - `get` decrypts; an object under an older DEK is returned and rewritten under the active DEK
-///   with a conditional replace (lazy re-encryption), so a concurrent writer always wins.
+///   with a conditional replace (lazy re-encryption), so a concurrent writer always wins. The
+///   rewrite is an optimisation: when it cannot be written (a full or read-only disk) it is
+///   abandoned and the read is served all the same, with the reason in its outcome.
 /// - A suspended account refuses both at once: the keyring is read on every operation, so a
 ///   suspension written by the daemon is seen by every process on the host.
 public struct DataPlane: Sendable {
@@ -26,6 +28,9 @@ public struct DataPlane: Sendable {
         public var reencrypted: Bool
         /// Plaintext bytes delivered.
         public var bytes: Int
+        /// Why the lazy re-encryption of an object under an older DEK was abandoned (its writer
+        /// failed: a full or read-only disk, say); the read itself succeeded. Nil otherwise.
+        public var reencryptionFailure: String?
     }
 
     // MARK: Writes
@@ -71,7 +76,7 @@ public struct DataPlane: Sendable {
                     into sink: ([UInt8]) async throws -> Void) async throws -> ReadOutcome {
         let keyring = try await usableKeyring(account)
         let reader = try await account.driver.openObject(object)
-        var writer: (any ObjectWriter)?
+        var rewrite: LazyReencryption?
         do {
             var (header, headerLength, buffered) = try await Self.readHeader(reader, account: account, object: object)
             guard let wrapped = keyring.dek(header.dekID) else {
@@ -80,11 +85,10 @@ public struct DataPlane: Sendable {
             let dek = try await unwrap(wrapped, of: account)
             var opener = try EnvelopeOpener(header: header, account: account.name, object: object.value, dek: dek, dekID: header.dekID)
 
-            var sealer: EnvelopeSealer?
             if reencrypt, header.dekID != keyring.activeDEK, let active = keyring.active {
                 let activeKey = try await unwrap(active, of: account)
-                sealer = try EnvelopeSealer(dek: activeKey, dekID: active.id, account: account.name, object: object.value, segmentSize: segmentSize)
-                writer = try await account.driver.makeObjectWriter(object)
+                let sealer = try EnvelopeSealer(dek: activeKey, dekID: active.id, account: account.name, object: object.value, segmentSize: segmentSize)
+                rewrite = await LazyReencryption.start(sealer, object, of: account)
             }
 
             var delivered = 0
@@ -93,10 +97,7 @@ public struct DataPlane: Sendable {
                 guard !plaintext.isEmpty else { return }
                 delivered += plaintext.count
                 try await sink(plaintext)
-                if sealer != nil, let writer {
-                    let out = sealer!.update(plaintext)
-                    if !out.isEmpty { try await writer.write(Data(out)) }
-                }
+                await rewrite?.update(plaintext)
             }
             try await consume(buffered[headerLength...])
             buffered = []
@@ -106,23 +107,11 @@ public struct DataPlane: Sendable {
             try opener.finish()
             await reader.close()
 
-            var reencrypted = false
-            if sealer != nil, let writer {
-                try await writer.write(Data(sealer!.finish()))
-                CrashPoints.hit("lazy-reencrypt.before-commit")
-                do {
-                    _ = try await writer.commit(.ifRevision(reader.revision))
-                    reencrypted = true
-                    CrashPoints.hit("lazy-reencrypt.after-commit")
-                } catch let error as StorageError where error.code == .conflict || error.code == .notFound {
-                    // Someone rewrote or deleted the object meanwhile; their version wins.
-                    await writer.abort()
-                }
-            }
-            return ReadOutcome(dek: header.dekID, reencrypted: reencrypted, bytes: delivered)
+            let reencrypted = await rewrite?.commit(ifRevision: reader.revision) ?? false
+            return ReadOutcome(dek: header.dekID, reencrypted: reencrypted, bytes: delivered, reencryptionFailure: rewrite?.failure)
         } catch {
             await reader.close()
-            await writer?.abort()
+            await rewrite?.abort()
             throw error
         }
     }
@@ -192,7 +181,13 @@ public struct DataPlane: Sendable {
                     state.alreadyCurrent += 1
                 } else {
                     let outcome = try await get(account, name, reencrypt: true) { _ in }
-                    if outcome.reencrypted { state.reencrypted += 1 } else { state.alreadyCurrent += 1 }
+                    if outcome.reencrypted {
+                        state.reencrypted += 1
+                    } else if let failure = outcome.reencryptionFailure {
+                        state.failed[name.value] = failure
+                    } else {
+                        state.alreadyCurrent += 1
+                    }
                 }
             } catch let error as StorageError where error.code == .suspended {
                 throw error

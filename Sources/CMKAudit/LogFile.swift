@@ -42,7 +42,8 @@ struct LogFile: ~Copyable {
 
     static func error(_ operation: String, _ path: String, _ code: Int32 = errno) -> AuditError {
         let auditCode: AuditError.Code = (code == EACCES || code == EPERM || code == ELOOP) ? .permissions : .io
-        return AuditError(auditCode, "\(operation) of security log '\(path)' failed: \(String(cString: strerror(code))) (errno \(code))")
+        let local = DescriptorExhaustion.isExhaustion(code) ? "; \(DescriptorExhaustion.remedy)" : ""
+        return AuditError(auditCode, "\(operation) of security log '\(path)' failed: \(String(cString: strerror(code))) (errno \(code))\(local)")
     }
 
     /// Runs a ``SystemFile`` call, turning its failure into an ``AuditError``.

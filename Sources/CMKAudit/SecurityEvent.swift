@@ -30,4 +30,8 @@ public enum SecurityEvent: String, Sendable, Hashable, Codable, CaseIterable {
     case configurationReloaded = "configuration-reloaded"
     /// The log itself found a torn last line (a crash mid-write) and repaired it before appending.
     case logRepaired = "log-repaired"
+    /// Records the daemon could not write and could not keep until the log could be appended
+    /// again (more than it keeps in memory, or held when it stopped): `details` says how many,
+    /// of which events, and between which times. The journal has each of them.
+    case logGap = "log-gap"
 }

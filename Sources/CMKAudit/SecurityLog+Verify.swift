@@ -71,6 +71,10 @@ private struct ChainState {
         if let lastTime, record.time < lastTime {
             warnings.append(.timeWentBackwards(seq: record.seq, line: number))
         }
+        if record.event == .logGap {
+            warnings.append(.recordsLost(seq: record.seq, line: number, count: record.details["lost"] ?? "?",
+                                         from: record.details["first_lost"] ?? "?", to: record.details["last_lost"] ?? "?"))
+        }
         count += 1
         head = record.hash
         lastTime = record.time

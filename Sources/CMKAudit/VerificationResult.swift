@@ -101,10 +101,14 @@ public struct VerificationResult: Sendable, Hashable {
     public enum Warning: Sendable, Hashable, CustomStringConvertible {
         /// A record is older than the one before it (the clock was stepped back).
         case timeWentBackwards(seq: Int, line: Int)
+        /// A `log-gap` record: the daemon could not write some records (the journal has them).
+        case recordsLost(seq: Int, line: Int, count: String, from: String, to: String)
 
         public var description: String {
             switch self {
             case .timeWentBackwards(let seq, let line): return "line \(line) (seq \(seq)): time is earlier than the previous record's"
+            case .recordsLost(let seq, let line, let count, let from, let to):
+                return "line \(line) (seq \(seq)): \(count) record(s) from \(from) to \(to) were never written (log-gap); the journal has them"
             }
         }
     }

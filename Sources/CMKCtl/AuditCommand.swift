@@ -22,8 +22,11 @@ struct AuditCommand: AsyncParsableCommand {
         var previousVersion: String?
         var details: [String: String]
         var hash: String
+        /// True for a record dated before `--since` that the chain puts after listed records
+        /// (the clock was stepped back); absent otherwise.
+        var outOfOrder: Bool?
 
-        init(_ record: SecurityRecord) {
+        init(_ record: SecurityRecord, outOfOrder: Bool = false) {
             seq = record.seq
             time = record.time
             event = record.event.rawValue
@@ -34,6 +37,7 @@ struct AuditCommand: AsyncParsableCommand {
             previousVersion = record.previousVersion
             details = record.details
             hash = record.hash
+            self.outOfOrder = outOfOrder ? true : nil
         }
     }
 
@@ -42,14 +46,26 @@ struct AuditCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List security-log records, oldest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List security-log records, oldest first.",
+            discussion: """
+                With --since, the list starts at the first record dated at or after the time and goes on to the end of the \
+                chain: a later record dated earlier (the clock was stepped back) is listed too, marked out of order \
+                ("outOfOrder": true in JSON), and a note on stderr names it.
+                """)
         @OptionGroup var options: GlobalOptions
         @Option(help: ArgumentHelp("Only records at or after this time: RFC 3339 or 'now'.", valueName: "time")) var since: String?
         @Flag(help: "Print one JSON document.") var json = false
 
         func run() async throws {
             let since = try since.map { try TimeArgument.parse($0, option: "--since") }
-            let records = try AuditCommand.log(options).records(since: since).map(Record.init)
+            let listing = try AuditCommand.log(options).listing(since: since)
+            let records = listing.records.map { Record($0, outOfOrder: listing.outOfOrder.contains($0.seq)) }
+            if !listing.outOfOrder.isEmpty {
+                let seqs = listing.outOfOrder.sorted().map(String.init).joined(separator: ", ")
+                Output.stderr("cmkctl: note: record(s) seq \(seqs) are dated before --since but come after listed records in the chain "
+                    + "(the clock was stepped back); they are listed, marked out of order; `cmkctl audit verify` warns about them\n")
+            }
             if json { return try Output.json(records) }
             for record in records {
                 var fields = ["\(record.seq)", Output.date(record.time), record.event, record.actor]
@@ -58,6 +74,7 @@ struct AuditCommand: AsyncParsableCommand {
                 if let version = record.version { fields.append("version=\(version)") }
                 if let previous = record.previousVersion { fields.append("previous=\(previous)") }
                 fields += record.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                if record.outOfOrder == true { fields.append("(out of order: dated before --since)") }
                 Output.line(fields.joined(separator: " "))
             }
         }

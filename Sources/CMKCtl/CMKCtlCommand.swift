@@ -14,7 +14,8 @@ public struct CMKCtlCommand: AsyncParsableCommand {
 
             Exit codes:
               0   ok
-              1   failure (a critical pass, a broken security log, no daemon)
+              1   failure (a critical pass, a broken security log, no daemon, a status
+                  report that is not current; see cmkctl status --help)
               2   usage (bad arguments, unknown account or version)
               3   not every account is in sync
               4   the key is pulled or the account is suspended

@@ -21,14 +21,44 @@ struct DataCommand: AsyncParsableCommand {
         }
     }
 
+    /// Object names may start with '-' (`-dash`), which reads like options: `-dash` would be the
+    /// flags -d -a -s -h, and -h asked for help (exit 0, nothing read). So `put` and `get` take
+    /// help as --help only, and anything else that looks like an option is a usage error (exit 2)
+    /// saying that such a name goes after '--'.
+    static let dashedNameHelp = "An object name that starts with '-' goes after '--', which ends the options: cmkctl data get files-1 -- -name. Help is --help (-h would be a name)."
+
+    /// Refuses a missing object name and arguments that look like options.
+    static func validateObject(_ object: String?, unrecognized: [String], command: String) throws {
+        if let first = unrecognized.first {
+            guard first.hasPrefix("-") else { throw ValidationError("Unexpected argument '\(first)'.") }
+            throw ValidationError("'\(first)' is not an option of 'cmkctl data \(command)' (help is --help). An object name that starts with '-' goes after '--': cmkctl data \(command) ACCOUNT -- \(first)")
+        }
+        guard object != nil else {
+            throw ValidationError("Missing expected argument '<object>'. An object name that starts with '-' goes after '--': cmkctl data \(command) ACCOUNT -- -name")
+        }
+    }
+
+    /// Says on stderr that an object under an older DEK stays there (the read succeeded).
+    static func warnIfNotReencrypted(_ outcome: DataPlane.ReadOutcome) {
+        if let failure = outcome.reencryptionFailure { Output.warning(failure) }
+    }
+
     struct Put: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Encrypt a file (or stdin) into an object under the account's active DEK.")
+        static let configuration = CommandConfiguration(
+            abstract: "Encrypt a file (or stdin) into an object under the account's active DEK.",
+            usage: "cmkctl data put [--config <path>] <account> [--] <object> [<file>]",
+            discussion: DataCommand.dashedNameHelp,
+            helpNames: [.long])
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The account.") var account: String
-        @Argument(help: "The object's name.") var object: String
+        @Argument(help: "The object's name (after '--' when it starts with '-').") var object: String?
         @Argument(help: ArgumentHelp("The file to store; '-' (the default) reads stdin.", valueName: "file")) var file: String = "-"
+        @Argument(parsing: .allUnrecognized, help: .hidden) var unrecognized: [String] = []
+
+        func validate() throws { try DataCommand.validateObject(object, unrecognized: unrecognized, command: "put") }
 
         func run() async throws {
+            let object = object ?? ""
             let name = try DataCommand.objectName(object)
             let daemon = try await options.buildDaemon()
             let target = try daemon.requireAccount(account)
@@ -54,40 +84,51 @@ struct DataCommand: AsyncParsableCommand {
 
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decrypt an object to stdout (or a file); an object under an older DEK is re-encrypted on the way.")
+            abstract: "Decrypt an object to stdout (or a file); an object under an older DEK is re-encrypted on the way.",
+            usage: "cmkctl data get [--config <path>] [--out <file>] <account> [--] <object>",
+            discussion: """
+                --out writes a new or regular file through a temporary file renamed over it at the end (a symbolic \
+                link is followed; a link to nothing is refused); a device or FIFO (/dev/null, a named pipe) is \
+                written in place, never replaced. When the object cannot be rewritten under the active DEK (a full \
+                or read-only disk) the read is served all the same, with a warning on stderr.
+
+                \(DataCommand.dashedNameHelp)
+                """,
+            helpNames: [.long])
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The account.") var account: String
-        @Argument(help: "The object's name.") var object: String
+        @Argument(help: "The object's name (after '--' when it starts with '-').") var object: String?
         @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of stdout.", valueName: "file")) var out: String?
+        @Argument(parsing: .allUnrecognized, help: .hidden) var unrecognized: [String] = []
+
+        func validate() throws { try DataCommand.validateObject(object, unrecognized: unrecognized, command: "get") }
 
         func run() async throws {
+            let object = object ?? ""
             let name = try DataCommand.objectName(object)
             let daemon = try await options.buildDaemon()
             let target = try daemon.requireAccount(account)
             guard let out else {
                 let stdout = FileHandle.standardOutput
                 let outcome = try await daemon.dataPlane.get(target, name) { try stdout.write(contentsOf: Data($0)) }
+                DataCommand.warnIfNotReencrypted(outcome)
                 if outcome.reencrypted {
                     let active = try await target.driver.readKeyring()?.activeDEK
                     Output.stderr("cmkctl: \(account)/\(object) was under DEK \(outcome.dek); re-encrypted under the active DEK \(active.map(String.init(describing:)) ?? "?")\n")
                 }
                 return
             }
-            // A partial object must never look complete: write beside the target, rename at the end.
-            let temp = out + ".cmkctl-partial"
-            guard FileManager.default.createFile(atPath: temp, contents: nil, attributes: [.posixPermissions: 0o600]),
-                  let handle = FileHandle(forWritingAtPath: temp) else {
-                throw CtlError("cannot create \(temp): \(String(cString: strerror(errno)))")
-            }
+            // A partial object must never look complete, and a device or FIFO is never replaced
+            // by a file: see OutputFile.
+            let file = try OutputFile.open(out)
             do {
-                let outcome = try await daemon.dataPlane.get(target, name) { try handle.write(contentsOf: Data($0)) }
-                try handle.synchronize()
-                try handle.close()
-                guard rename(temp, out) == 0 else { throw CtlError("cannot rename \(temp) to \(out): \(String(cString: strerror(errno)))") }
+                let outcome = try await daemon.dataPlane.get(target, name) { try file.write($0) }
+                try file.commit()
+                DataCommand.warnIfNotReencrypted(outcome)
                 Output.stderr("\(account)/\(object): \(outcome.bytes) bytes written to \(out)\(outcome.reencrypted ? " (re-encrypted under the active DEK)" : "")\n")
             } catch {
-                try? handle.close()
-                unlink(temp)
+                file.abandon()
+                if file.writesInPlace { Output.warning("\(out) received part of \(account)/\(object) before the read failed") }
                 throw error
             }
         }

@@ -23,8 +23,8 @@ extension Daemon {
         try SecurityLog.requireProtectedDirectory(configuration.stateDirectory)
         let (base, administration) = try await makeVault(configuration, environment: environment, clock: clock)
         let vault = CountingKeyVault(base)
-        let cache = DEKCache(configuration: try DEKCache.Configuration(ttl: configuration.cache.ttl, capacity: configuration.cache.capacity),
-                             clock: clock)
+        // TTLs run on the monotonic clock, never on `clock`: a step of the wall clock must not keep DEKs.
+        let cache = DEKCache(configuration: try DEKCache.Configuration(ttl: configuration.cache.ttl, capacity: configuration.cache.capacity))
         let resolver = DEKResolver(vault: vault, cache: cache)
         // Readers (the data plane) share the cache but give up on a throttling vault after cache.read-wait.
         let readers = DEKResolver(vault: vault, cache: cache, throttle: VaultThrottle(maxWait: configuration.cache.readWait))

@@ -1,5 +1,6 @@
 import CMKConfiguration
 import CMKCore
+import CMKEnvelope
 import CMKSystemd
 import Foundation
 import Logging
@@ -16,10 +17,18 @@ public enum DaemonMain {
     /// Returns the process exit code.
     public static func run(configPath: String, once: Bool, logFormat: LogFormat?) async -> Int32 {
         let environment = ProcessInfo.processInfo.environment
+        // A log line that cannot be written (full disk, ulimit -f, closed reader) is dropped, never fatal.
+        StandardError.ignoreWriteSignals()
         ProcessMemory.configure(environment: environment)
+        // Key material stays out of core dumps and out of reach of this user's other processes (docs/systemd.md).
+        let undumpable = ProcessMemory.forbidCoreDumps()
+        let secretMemory = Libcrypto.useSecretMemory()
         let configuration: SyncerConfiguration
         do {
             configuration = try SyncerConfiguration.load(path: configPath, environment: environment)
+            if !once, let interval = SystemdNotifier().watchdogInterval() {
+                try configuration.checkWatchdog(interval: interval, source: "WATCHDOG_USEC")
+            }
         } catch {
             bootstrapLogging(format: logFormat ?? .auto, level: .info)
             reportConfigurationError(error, path: configPath, format: logFormat ?? .auto)
@@ -28,7 +37,17 @@ public enum DaemonMain {
         bootstrapLogging(format: logFormat ?? LogFormat(rawValue: configuration.logging.format.rawValue) ?? .auto,
                          level: Logger.Level(rawValue: configuration.logging.level) ?? .info)
         let logger = Logger(label: "cmk-syncer")
+        if !undumpable || !secretMemory || !SecretMemory.excludedFromCoreDumps {
+            logger.warning("Key material may appear in core dumps of this process.", metadata: [
+                "undumpable": "\(undumpable)", "libcrypto_secret_memory": "\(secretMemory)",
+                "madvise_dontdump": "\(SecretMemory.excludedFromCoreDumps)",
+            ])
+        }
         let notifier = SystemdNotifier()
+        if let refusal = DescriptorBudget.prepare(configuration, logger: logger) {
+            notifier.errno(EMFILE, status: "failed to start: \(refusal)")
+            return CMKExitCode.configuration
+        }
         let lock: StateDirectoryLock
         do {
             try SystemFile.makeDirectories(configuration.stateDirectory, mode: 0o700)
@@ -79,18 +98,20 @@ public enum DaemonMain {
     /// Validates a configuration file; prints what is wrong. Returns 0 or 78.
     public static func checkConfig(path: String) -> Int32 {
         do {
-            let configuration = try SyncerConfiguration.load(path: path)
+            let environment = ProcessInfo.processInfo.environment
+            let configuration = try SyncerConfiguration.load(path: path, environment: environment)
+            try configuration.checkWatchdog(environment: environment)
             print("\(path): valid (\(configuration.accounts.count) accounts, vault \(configuration.vault.provider.rawValue), key \(configuration.vault.key))")
             return CMKExitCode.ok
         } catch {
-            FileHandle.standardError.write(Data("cmk-syncer: \(error)\n".utf8))
+            StandardError.write("cmk-syncer: \(error)\n")
             return CMKExitCode.configuration
         }
     }
 
     /// ERRNO= carries a real errno (EINVAL), not the exit code: systemd prints it with strerror.
     static func reportConfigurationError(_ error: ConfigurationError, path: String, format: LogFormat) {
-        FileHandle.standardError.write(Data("cmk-syncer: invalid configuration: \(error)\n".utf8))
+        StandardError.write("cmk-syncer: invalid configuration: \(error)\n")
         if format == .journal || (format == .auto && JournalLogHandler.stderrIsJournal()) {
             var metadata: Logger.Metadata = ["error": "\(error)", "message_id": "\(MessageID.configurationInvalid)", "config": "\(path)"]
             if let key = error.keyPath { metadata["cmk_config_key"] = "\(key)" }

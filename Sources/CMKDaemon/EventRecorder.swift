@@ -12,6 +12,8 @@ struct EventRecorder: Sendable {
     let logger: Logger
     /// What the security log records about each account's binding, read once per log file.
     private let bindings = BindingCache()
+    /// Records that could not be appended, kept until the log takes them (or a `log-gap` says so).
+    let pending = PendingSecurityRecords()
 
     init(logger: Logger) { self.logger = logger }
 
@@ -39,16 +41,18 @@ struct EventRecorder: Sendable {
     /// pass's other records are not attempted (each would fail the same way, and slowly); the
     /// journal gets one error with the count. Returns the failure, if any.
     func record(_ events: [SyncEvent], report: SyncReport, daemon: Daemon) -> AuditError? {
-        var failure: AuditError?
+        var failure = flushPending(daemon)
         var unwritten = 0
+        // Records wait (in order, behind any that already wait) rather than being dropped.
         func append(_ entry: SecurityLogEntry) {
-            guard failure == nil else { unwritten += 1; return }
+            guard failure == nil else { unwritten += 1; pending.keep(entry, at: Date()); return }
             do {
                 try daemon.securityLog.append(entry)
                 bindings.note(entry, log: daemon.securityLog.path)
             } catch {
                 failure = error
                 unwritten += 1
+                pending.keep(entry, at: Date())
             }
         }
         for event in events {
@@ -75,22 +79,44 @@ struct EventRecorder: Sendable {
             var metadata = auditMetadata(daemon, failure)
             metadata["cmk_sync_id"] = "\(report.syncID)"
             metadata["cmk_records_not_written"] = "\(unwritten)"
-            logger.error("Security-log records of this pass could not be written; the journal has the events.", metadata: metadata)
+            metadata["cmk_records_waiting"] = "\(pending.count)"
+            logger.error("Security-log records of this pass could not be written; they wait in memory and the journal has the events.", metadata: metadata)
         }
         return failure
     }
 
-    /// Appends one record outside a pass (daemon started, stopped, reloaded); logs a failure.
+    /// Appends one record outside a pass (daemon started, stopped, reloaded), after the records
+    /// that wait; keeps it and logs a failure. Records still waiting when the daemon stops are
+    /// lost: the journal's error says how many.
     @discardableResult
     func security(_ daemon: Daemon, _ entry: SecurityLogEntry) -> Bool {
-        do {
+        do throws(AuditError) {
+            if let failure = flushPending(daemon) { throw failure }
             try daemon.securityLog.append(entry)
             return true
         } catch {
+            pending.keep(entry, at: Date())
             var metadata = auditMetadata(daemon, error)
             metadata["cmk_event"] = "\(entry.event.rawValue)"
-            logger.error("A security-log record could not be written.", metadata: metadata)
+            metadata["cmk_records_waiting"] = "\(pending.count)"
+            logger.error("A security-log record could not be written; it waits in memory (lost if the daemon stops first).", metadata: metadata)
             return false
+        }
+    }
+
+    /// Appends the records that wait (after a `log-gap` record if some were given up). Returns
+    /// the failure, if any; logs how many were written.
+    private func flushPending(_ daemon: Daemon) -> AuditError? {
+        guard pending.count > 0 else { return nil }
+        let log = daemon.securityLog
+        do {
+            let written = try pending.flush(to: log) { bindings.note($0, log: log.path) }
+            logger.notice("Security-log records that waited while the log could not be appended were written.", metadata: [
+                "cmk_security_log": "\(log.path)", "cmk_records_written": "\(written)",
+            ])
+            return nil
+        } catch {
+            return error
         }
     }
 

@@ -15,9 +15,11 @@ public enum MessageID {
     public static let accountFailed = "9a2d8cf04ae94e34ad04648ad760c281"
     public static let keyringMissing = "3657c74862ed44cfae815ce083a7f643"
     public static let versionUnknown = "95663cc06a854c87a36845a508b9d26c"
+    public static let stateUnwritable = "17504177c8034ca38bda9292111bdd3b"
+    public static let descriptorLimit = "7e95449d4f0f45f0a52a775561b25e97"
 
     /// Every id, for catalog checks.
     public static let all = [keyRotated, keyPulled, keyRestored, keyMissing, versionDisabledInUse, vaultUnreachable,
                              credentialsRejected, configurationInvalid, currentVersionUnusable, securityLogUnwritable, alreadyRunning,
-                             accountFailed, keyringMissing, versionUnknown]
+                             accountFailed, keyringMissing, versionUnknown, stateUnwritable, descriptorLimit]
 }

@@ -26,6 +26,10 @@ public final class SyncService: Service {
     /// When set, the service stops after its first pass (`cmk-syncer run --once`).
     private let once: Bool
     private let lastReport = Mutex<SyncReport?>(nil)
+    /// Which state files the last attempt failed to write (`daemon.json`, `status.json`): each is
+    /// written again at every pass, and the journal hears when it fails and when it works again.
+    private let unwritten = Mutex<Set<String>>([])
+    private let startedAt = Date()
 
     public init(daemon: Daemon, reloader: @escaping Reloader, scheduler: Scheduler = Scheduler(),
                 notifier: SystemdNotifier = SystemdNotifier(), logger: Logger, once: Bool = false) {
@@ -44,7 +48,7 @@ public final class SyncService: Service {
     public func run() async throws {
         let current = daemon.withLock { $0 }
         lastReport.withLock { $0 = try? current.state.readReport() }
-        try? current.state.writeDaemonInfo(.init(pid: getpid(), started: Date(), configuration: current.configuration.file, version: CMKVersion.current))
+        writeState(current.state.daemonPath) { try current.state.writeDaemonInfo(info(current)) }
         events.security(current, SecurityLogEntry(event: .daemonStarted, key: current.settings.key.name,
                                                    details: ["pid": "\(getpid())", "config": current.configuration.file]))
         logger.info("cmk-syncer started.", metadata: ["config": "\(current.configuration.file)", "accounts": "\(current.accounts.count)",
@@ -92,8 +96,14 @@ public final class SyncService: Service {
         let pass = current.makePass(stopRequested: { self.stopping.load(ordering: .relaxed) },
                                     progress: { self.scheduler.beat() })
         let previous = lastReport.withLock { $0 }
-        var (report, passEvents) = await pass.run(previous: previous?.withoutSecurityLogNote())
+        // Read before the pass starts: a `cmkctl sync` counted here was asked for before this pass.
+        let request = current.state.readSyncRequest()
+        // Everything the pass awaits beats the heartbeat and sees the stop (vault exchanges, back-offs).
+        let pulse = Heartbeat(beat: { self.scheduler.beat() }, stopRequested: { self.stopping.load(ordering: .relaxed) })
+        var (report, passEvents) = await Heartbeat.$current.withValue(pulse) { await pass.run(previous: previous?.withoutSecurityLogNote()) }
         scheduler.setBusy(false)
+        report.syncRequest = request
+        if let now = StateStore.BootInstant.now() { (report.finishedUptime, report.bootID) = (now.seconds, now.bootID) }
 
         let sync = current.configuration.sync
         let interval = report.state == .keyPulled ? sync.pulledPollInterval : sync.interval
@@ -102,12 +112,12 @@ public final class SyncService: Service {
         // The security log first: whether it can be appended is part of the report.
         await events.finishPass(passEvents, report: &report, previous: previous, daemon: current)
         lastReport.withLock { $0 = report }
-        do {
-            try current.state.writeReport(report)
-        } catch {
-            logger.error("Cannot write the state file.", metadata: ["error": "\(error)", "path": "\(current.state.statusPath)"])
+        if unwritten.withLock({ $0.contains(current.state.daemonPath) }) {
+            writeState(current.state.daemonPath) { try current.state.writeDaemonInfo(info(current)) }
         }
-        let line = StatusLine.make(report)
+        let written = writeState(current.state.statusPath) { try current.state.writeReport(report) }
+        var line = StatusLine.make(report)
+        if !written { line += "; cannot write status.json (see journal)" }
         logger.info("Sync pass finished.", metadata: [
             "cmk_sync_id": "\(report.syncID)", "cmk_outcome": "\(report.state.rawValue)", "cmk_key_name": "\(report.key)",
             "cmk_key_version": "\(report.targetVersion ?? "")", "in_sync": "\(report.inSyncCount)/\(report.accounts.count)",
@@ -121,6 +131,31 @@ public final class SyncService: Service {
         }
         // What the pass freed goes back to the kernel, not to idle malloc arenas.
         ProcessMemory.release()
+    }
+
+    /// What `daemon.json` says about this process.
+    private func info(_ daemon: Daemon) -> StateStore.DaemonInfo {
+        .init(pid: getpid(), started: startedAt, configuration: daemon.configuration.file, version: CMKVersion.current)
+    }
+
+    /// Writes one state file; logs a failure (catalogued; an error the first time, a warning while
+    /// it lasts, a notice once it works again) and remembers it so the next pass writes the file
+    /// again. Returns whether it worked.
+    @discardableResult
+    private func writeState(_ path: String, _ write: () throws -> Void) -> Bool {
+        do {
+            try write()
+            if unwritten.withLock({ $0.remove(path) }) != nil {
+                logger.notice("The state file can be written again.", metadata: ["cmk_state_file": "\(path)"])
+            }
+            return true
+        } catch {
+            let first = unwritten.withLock { $0.insert(path).inserted }
+            logger.log(level: first ? .error : .warning, "Cannot write the state file; writing it again at the next pass.", metadata: [
+                "error": "\(error)", "cmk_state_file": "\(path)", "message_id": "\(MessageID.stateUnwritable)",
+            ])
+            return false
+        }
     }
 
     private func reload() async {

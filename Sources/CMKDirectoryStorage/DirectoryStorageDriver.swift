@@ -20,6 +20,11 @@ import Glibc
 /// holding an exclusive `flock` on `.lock`, which serialises every process sharing the
 /// directory. Opening the driver refuses directories and keyring files that group or others
 /// can access, and removes temporaries left by a crash.
+///
+/// On a file system mounted read-only the driver opens all the same (nothing is created or
+/// removed) and serves reads; every write fails with a ``StorageError`` saying that the file
+/// system is read-only, so that account alone fails its writes and rebinds. A remount
+/// read-write lets the next write through.
 public final class DirectoryStorageDriver: StorageDriver {
     public let account: String
     /// The account directory.
@@ -61,7 +66,10 @@ public final class DirectoryStorageDriver: StorageDriver {
         if let info = try POSIXFile.status(lock.path) {
             try POSIXFile.require(.privateFile, info, lock.path, what: "lock file")
         }
-        try removeStaleTemporaries()
+        // A read-only file system can neither hold a new lock file nor lose a temporary: reads only.
+        if !SystemFile.isOnReadOnlyFileSystem(directory) {
+            try removeStaleTemporaries()
+        }
     }
 
     /// Creates `path` with mode 0700 if missing; refuses it if it exists with unsafe permissions.

@@ -6,12 +6,18 @@ import Foundation
 /// ``StorageError`` naming the operation and the path.
 enum POSIXFile {
     static func error(_ operation: String, _ path: String, _ code: Int32 = errno) -> StorageError {
-        StorageError(SystemFileError(operation, path, code: code))
+        storageError(SystemFileError(operation, path, code: code))
+    }
+
+    /// A failed call as a ``StorageError``; a write refused by a read-only file system (EROFS)
+    /// says what still works.
+    static func storageError(_ failure: SystemFileError) -> StorageError {
+        failure.code == EROFS ? .readOnlyFileSystem(failure.description) : StorageError(failure)
     }
 
     /// Runs a ``SystemFile`` call, turning its failure into a ``StorageError``.
     private static func mapped<T>(_ body: () throws(SystemFileError) -> T) throws(StorageError) -> T {
-        do throws(SystemFileError) { return try body() } catch { throw StorageError(error) }
+        do throws(SystemFileError) { return try body() } catch { throw storageError(error) }
     }
 
     /// `open(2)`, retried on EINTR. Returns nil for ENOENT when `missingOK`.

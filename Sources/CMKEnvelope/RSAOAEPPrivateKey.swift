@@ -11,6 +11,10 @@ import Foundation
 /// distribution's security updates. Wrapping (the public operation), key generation and
 /// AES-GCM stay on swift-crypto.
 ///
+/// The parsed key (its primes, exponents and the Montgomery contexts OpenSSL caches beside them)
+/// lives in ``SecretMemory``, which libcrypto allocates from (``Libcrypto/useSecretMemory()``), so
+/// it is left out of core dumps and wiped when freed.
+///
 /// `@unchecked Sendable` is safe: the only stored state is an immutable pointer to an `EVP_PKEY`
 /// that this object owns and frees in `deinit`, and its size. OpenSSL documents an `EVP_PKEY`
 /// as safe to use from many threads at once as long as nothing modifies it; nothing does after
@@ -25,6 +29,7 @@ public final class RSAOAEPPrivateKey: @unchecked Sendable {
     /// `derRepresentation` produces) or PKCS#8 `PrivateKeyInfo`. The bytes are read in place,
     /// never copied by this type. Throws `.corrupt` if they are not exactly one RSA private key.
     public init(derRepresentation der: SecretBytes) throws(VaultError) {
+        Libcrypto.useSecretMemory()
         let parsed = der.withUnsafeBytes { bytes -> OpaquePointer? in
             guard let base = bytes.baseAddress else { return nil }
             return cmk_rsa_private_key_parse(base.assumingMemoryBound(to: UInt8.self), bytes.count)

@@ -12,6 +12,10 @@ struct KeyDocument: Codable, Sendable, Equatable {
     /// Set while the key is soft-deleted.
     var deletedDate: Date?
     var scheduledPurgeDate: Date?
+    /// When the vault last wrote this document, by its own reckoning: never before an earlier
+    /// write, a version's creation or the deletion date, whatever the writer's clock said (nil in
+    /// documents written before the vault kept it).
+    var written: Date?
     /// Every version, oldest first.
     var versions: [StoredVersion]
 
@@ -47,6 +51,13 @@ struct KeyDocument: Codable, Sendable, Equatable {
     }
 
     var isDeleted: Bool { deletedDate != nil }
+
+    /// The latest date in the key's own history: its last write, its newest version's creation and
+    /// its deletion. A clock that reads earlier is wrong, and no date the vault records for the key
+    /// from now on may be earlier (docs/providers/local.md, "Purge protection and clocks").
+    var historyFloor: Date {
+        ([written, deletedDate] + versions.map(\.created)).compactMap { $0 }.max() ?? .distantPast
+    }
 
     func version(_ id: String) -> StoredVersion? { versions.first { $0.id == id } }
 

@@ -88,7 +88,8 @@ extension LocalVault {
     public func deleteKey(_ key: KeyReference) async throws -> DeletedKey {
         try mutate(key) { (document: KeyDocument?) throws(VaultError) -> (KeyDocument?, DeletedKey) in
             var document = try self.presentDocument(key, document)
-            let now = KeyDocument.stored(self.now)
+            // Never in the past of the key's own history, whatever this process's clock says.
+            let now = KeyDocument.stored(max(self.now, document.historyFloor, try self.lastWrite(key) ?? .distantPast))
             let purge = KeyDocument.stored(now.addingTimeInterval(TimeInterval(self.configuration.retentionDays) * 86_400))
             document.deletedDate = now
             document.scheduledPurgeDate = purge
@@ -108,8 +109,9 @@ extension LocalVault {
     public func purgeKey(_ key: KeyReference) async throws {
         try mutate(key) { (document: KeyDocument?) throws(VaultError) -> (KeyDocument?, Void) in
             let document = try self.deletedDocument(key, document, operation: "purge")
-            if self.configuration.purgeProtection, let date = document.scheduledPurgeDate, self.now < date {
-                throw VaultError(.conflict, "key '\(key)' is protected from purge until its scheduled purge date \(date.ISO8601Format()) (purge protection is on)")
+            if self.configuration.purgeProtection,
+               let date = Self.purgeDate(of: document, lastWrite: try self.lastWrite(key)), self.now < date {
+                throw VaultError(.conflict, "key '\(key)' is protected from purge until \(date.ISO8601Format()) (purge protection is on; the retention counts from the deletion or the key's last recorded change, whichever is later, so a clock that is or was behind cannot shorten it)")
             }
             return (nil, ())
         }
@@ -125,8 +127,11 @@ extension LocalVault {
         let path = path(of: key)
         let result = try VaultFiles.withExclusiveLock(lockPath) { () throws(VaultError) -> R in
             let before = try readDocument(key)
-            let (updated, result) = try body(before)
+            var (updated, result) = try body(before)
             let now = KeyDocument.stored(self.now)
+            if let document = updated {
+                updated?.written = KeyDocument.stored(max(now, before?.historyFloor ?? .distantPast, document.historyFloor))
+            }
             if let updated {
                 let created = updated.versions.first?.created ?? now
                 if before == nil {
@@ -154,6 +159,33 @@ extension LocalVault {
             if entries[key.name] != nil { entries[key.name]?.identity = nil }
         }
         return result
+    }
+
+    /// When the key's retention ends: the scheduled purge date, or later when the deletion date is
+    /// in the past of the key's own history (`lastWrite` included): a document deleted by a process
+    /// whose clock was behind. Nil when the key is not deleted or has no scheduled purge.
+    static func purgeDate(of document: KeyDocument, lastWrite: Date?) -> Date? {
+        guard let deleted = document.deletedDate, let scheduled = document.scheduledPurgeDate else { return nil }
+        var reckoned = max(deleted, document.historyFloor)
+        // The write that recorded the deletion follows it by milliseconds (or by a file server's
+        // clock skew); only a witness well after the recorded date shows a clock that was behind.
+        if let lastWrite, lastWrite > reckoned.addingTimeInterval(lastWriteTolerance) { reckoned = lastWrite }
+        return max(scheduled, reckoned.addingTimeInterval(max(0, scheduled.timeIntervalSince(deleted))))
+    }
+
+    /// How much later than a recorded date the kernel's write time may be without moving it.
+    static let lastWriteTolerance: TimeInterval = 60
+
+    /// When the key file was last written by the kernel's clock (its inode change time, which no
+    /// process can set, nor an `LD_PRELOAD` clock such as libfaketime shift), or nil when the file
+    /// is absent or the vault runs on an injected clock, which the kernel's clock does not measure.
+    func lastWrite(_ key: KeyReference) throws(VaultError) -> Date? {
+        guard configuration.clock is SystemWallClock, let identity = try VaultFiles.identity(of: path(of: key)) else { return nil }
+        return Self.changeTime(identity)
+    }
+
+    static func changeTime(_ identity: FileIdentity) -> Date {
+        Date(timeIntervalSince1970: TimeInterval(identity.changedSeconds) + TimeInterval(identity.changedNanoseconds) / 1e9)
     }
 
     /// The document on disk, bypassing the cache.

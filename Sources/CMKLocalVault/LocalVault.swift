@@ -21,7 +21,8 @@ public final class LocalVault: KeyVaultAdministration {
     public let capabilities = VaultCapabilities(provider: "local", exportsPublicKey: true, wrapsInVault: true,
                                                 algorithms: [.rsaOAEP256], managesKeys: true)
 
-    let masterKey: SymmetricKey
+    /// In secret memory, left out of core dumps (``SecretMemory``).
+    let masterKey: SecretBytes
     let directoryPath: String
     let keysPath: String
     let lockPath: String
@@ -57,7 +58,8 @@ public final class LocalVault: KeyVaultAdministration {
         guard let file = try cachedFile(key) else { return .missing(key) }
         let document = file.document
         if let deletedDate = document.deletedDate {
-            return .deleted(DeletedKey(key: key, deletedDate: deletedDate, scheduledPurgeDate: document.scheduledPurgeDate,
+            let lastWrite = configuration.clock is SystemWallClock ? file.identity.map(Self.changeTime) : nil
+            return .deleted(DeletedKey(key: key, deletedDate: deletedDate, scheduledPurgeDate: Self.purgeDate(of: document, lastWrite: lastWrite),
                                        versions: document.keyVersions()))
         }
         return .present(KeyState(key: key, versions: document.keyVersions()))

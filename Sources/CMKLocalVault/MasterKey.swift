@@ -12,13 +12,13 @@ enum MasterKey {
     static let byteCount = 32
 
     /// Loads the key, enforcing the permission rules of ``MasterKeySource``.
-    static func load(_ source: MasterKeySource) throws(VaultError) -> SymmetricKey {
+    static func load(_ source: MasterKeySource) throws(VaultError) -> SecretBytes {
         switch source {
         case .bytes(let secret):
             guard secret.count == byteCount else {
                 throw VaultError(.misconfigured, "the in-memory master key has \(secret.count) bytes; it must have 32")
             }
-            return secret.symmetricKey
+            return secret.withUnsafeBytes { SecretBytes(copying: $0) }
         case .file(let url):
             try checkPermissions(url.path)
             return try decode(readFile(url.path), origin: "master key file \(url.path)")
@@ -61,8 +61,9 @@ enum MasterKey {
     }
 
     /// Accepts exactly 32 raw bytes, or base64 text of 32 bytes with optional trailing whitespace.
-    static func decode(_ contents: SecretBytes, origin: String) throws(VaultError) -> SymmetricKey {
-        if contents.count == byteCount { return contents.symmetricKey }
+    static func decode(_ contents: SecretBytes, origin: String) throws(VaultError) -> SecretBytes {
+        defer { contents.zeroize() }
+        if contents.count == byteCount { return contents.withUnsafeBytes { SecretBytes(copying: $0) } }
         let decoded: Data? = contents.withUnsafeBytes { raw in
             var end = raw.count
             while end > 0, [0x0A, 0x0D, 0x20, 0x09].contains(raw[end - 1]) { end -= 1 }
@@ -74,7 +75,7 @@ enum MasterKey {
             throw VaultError(.misconfigured, "\(origin) holds \(contents.count) bytes that are neither 32 raw bytes nor base64 text of 32 bytes")
         }
         defer { decoded.resetBytes(in: 0..<decoded.count) }
-        return SymmetricKey(data: decoded)
+        return SecretBytes(copying: decoded)
     }
 }
 

@@ -15,7 +15,8 @@ enum VaultFiles {
     /// Runs a ``SystemFile`` call, turning its failure into a vault error.
     private static func mapped<T>(_ body: () throws(SystemFileError) -> T) throws(VaultError) -> T {
         do throws(SystemFileError) { return try body() } catch {
-            throw VaultError(.unavailable, error.description)
+            // The system error goes along: out of descriptors, the error names the limit as local.
+            throw VaultError(.unavailable, error.description, underlying: error)
         }
     }
 

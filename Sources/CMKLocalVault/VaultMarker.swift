@@ -41,7 +41,7 @@ struct VaultMarker: Codable, Sendable {
         return .vanished(created: record.created)
     }
 
-    static func checkOrCreate(at path: String, keysDirectory: String, masterKey: SymmetricKey, source: MasterKeySource) throws(VaultError) {
+    static func checkOrCreate(at path: String, keysDirectory: String, masterKey: SecretBytes, source: MasterKeySource) throws(VaultError) {
         if try VaultFiles.identity(of: path) == nil {
             // A vault that holds key files had a vault.json; making a new one would forget its history.
             if let keyFile = try? FileManager.default.contentsOfDirectory(atPath: keysDirectory).first(where: { $0.hasSuffix(".json") }) {

@@ -33,13 +33,19 @@ enum SQLiteSchema {
             """)
         // Written only when it differs: setting it rewrites page 1 even to the same value, and a
         // driver that opens an existing database must change no file (see ``SQLiteStorageDriver/readKeyring()``).
+        let version = try checkVersion(db)
+        if version != Self.version {
+            try db.execute(sql: "PRAGMA user_version = \(Self.version)")
+        }
+    }
+
+    /// The database's schema version; a database from a newer cmk-syncer is refused.
+    static func checkVersion(_ db: Database) throws -> Int {
         let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
         guard version <= Self.version else {
             throw StorageError(.misconfigured, "the database has schema version \(version), newer than this cmk-syncer's (\(Self.version)); run the cmk-syncer that wrote it, or restore a backup")
         }
-        if version != Self.version {
-            try db.execute(sql: "PRAGMA user_version = \(Self.version)")
-        }
+        return version
     }
 
     /// Removes staged writes nobody touched since `cutoff` (left by a crash) and chunks that belong

@@ -6,7 +6,7 @@ extension SQLiteStorageDriver {
     public func makeObjectWriter(_ name: ObjectName) async throws -> any ObjectWriter {
         let revision = ObjectRevision(Self.randomToken())
         try await Self.database("start writing object '\(name)' in '\(path)'") {
-            try await pool.write { db in
+            try await writablePool().write { db in
                 try db.execute(sql: "INSERT INTO staging(revision, name, touched) VALUES (?, ?, ?)",
                                arguments: [revision.value, name.value, Date().timeIntervalSince1970])
             }
@@ -38,7 +38,7 @@ extension SQLiteStorageDriver {
     public func deleteObject(_ name: ObjectName, ifRevision revision: ObjectRevision?) async throws {
         let account = account
         try await Self.database("delete object '\(name)' in '\(path)'") {
-            try await pool.writeWithoutTransaction { db in
+            try await writablePool().writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
                     guard let current = try SQLiteSchema.object(db, name) else {
                         throw StorageError(.notFound, "object '\(name)' of account '\(account)' does not exist")
@@ -59,7 +59,7 @@ extension SQLiteStorageDriver {
     func publish(name: ObjectName, revision: ObjectRevision, size: Int64, condition: WriteCondition) async throws {
         let account = account
         try await Self.database("commit object '\(name)' in '\(path)'") {
-            try await pool.writeWithoutTransaction { db in
+            try await writablePool().writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
                     guard try Bool.fetchOne(db, sql: "SELECT 1 FROM staging WHERE revision = ?", arguments: [revision.value]) != nil else {
                         throw StorageError(.io, "staged write \(revision) of object '\(name)' of account '\(account)' was removed as stale before it committed")
@@ -84,7 +84,7 @@ extension SQLiteStorageDriver {
     /// Appends one chunk of a staged write and marks the write as alive.
     func stage(revision: ObjectRevision, seq: Int, bytes: Data) async throws {
         try await Self.database("stage a chunk in '\(path)'") {
-            try await pool.write { db in
+            try await writablePool().write { db in
                 try db.execute(sql: "INSERT INTO object_chunks(revision, seq, bytes) VALUES (?, ?, ?)", arguments: [revision.value, seq, bytes])
                 try db.execute(sql: "UPDATE staging SET touched = ? WHERE revision = ?", arguments: [Date().timeIntervalSince1970, revision.value])
             }
@@ -94,7 +94,7 @@ extension SQLiteStorageDriver {
     /// Forgets a staged write and its chunks.
     func discard(revision: ObjectRevision) async throws {
         try await Self.database("discard a staged write in '\(path)'") {
-            try await pool.write { db in
+            try await writablePool().write { db in
                 try db.execute(sql: "DELETE FROM staging WHERE revision = ?", arguments: [revision.value])
                 if try Bool.fetchOne(db, sql: "SELECT 1 FROM objects WHERE revision = ?", arguments: [revision.value]) == nil {
                     try db.execute(sql: "DELETE FROM object_chunks WHERE revision = ?", arguments: [revision.value])

@@ -40,9 +40,14 @@ public final class SQLiteStorageDriver: StorageDriver {
     /// The decoded keyring, kept while the database and its WAL stay as they were.
     let keyringCache = FileDerivedCache<Keyring?>()
 
-    /// The open database, reopened if ``handles`` closed it to stay within its capacity.
+    /// The open database, reopened if ``handles`` closed it to stay within its capacity. Out of
+    /// descriptors, the other open databases are let go and the open is tried once more.
     var pool: DatabasePool {
-        get throws { try handles.pool(handleKey) { try Self.openPool(path, busyTimeout: busyTimeout) } }
+        get throws {
+            try handles.pool(handleKey) {
+                try handles.relievingDescriptors("open database '\(path)'") { try Self.openPool(path, busyTimeout: busyTimeout) }
+            }
+        }
     }
 
     /// The size a WAL is cut back to once a checkpoint has copied it (`PRAGMA journal_size_limit`).
@@ -69,9 +74,13 @@ public final class SQLiteStorageDriver: StorageDriver {
         self.path = path
         self.busyTimeout = busyTimeout
         self.handles = handles
-        handleKey = "\(path)#\(UUID().uuidString)"
-        try Self.preparePrivateFile(path)
+        handleKey = handles.uniqueKey(path)
+        try handles.relievingDescriptors("prepare database '\(path)'") { try Self.preparePrivateFile(path) }
         try Self.database("prepare database '\(path)'") {
+            // On a read-only file system: opened for reads only, nothing created or removed.
+            guard !SystemFile.isOnReadOnlyFileSystem(path) else {
+                return try pool.read { db in _ = try SQLiteSchema.checkVersion(db) }
+            }
             try pool.write { db in
                 try SQLiteSchema.create(db)
                 try SQLiteSchema.removeStaleStaging(db, olderThan: Date().timeIntervalSince1970 - staleStagingAge)
@@ -85,6 +94,9 @@ public final class SQLiteStorageDriver: StorageDriver {
     static func openPool(_ path: String, busyTimeout: TimeInterval) throws -> DatabasePool {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
+        // A database on a read-only file system still serves reads (its WAL and shared-memory
+        // files are kept between opens); writes are refused by ``writablePool()``.
+        configuration.readonly = SystemFile.isOnReadOnlyFileSystem(path)
         configuration.label = "cmk-sqlite-storage"
         // No checkpoint when a connection closes: the WAL stays (frames and all) until a commit's
         // automatic checkpoint. Otherwise each close after a ``SQLiteHandles`` eviction would
@@ -115,6 +127,7 @@ public final class SQLiteStorageDriver: StorageDriver {
         } catch {
             throw Self.storageError(error, "open database '\(path)'")
         }
+        if configuration.readonly { return pool }
         try Self.database("prepare database '\(path)'") {
             // GRDB sets `synchronous = NORMAL` for WAL, with which a power loss may undo the
             // last commits. A keyring compare-and-swap that reported success must never roll
@@ -147,7 +160,8 @@ public final class SQLiteStorageDriver: StorageDriver {
                 close(fd)
             } else if errno != EEXIST {
                 let code = errno
-                throw StorageError(code == EACCES || code == EPERM ? .permissions : .io, "cannot create database file '\(path)': \(String(cString: strerror(code)))")
+                throw StorageError(code == EACCES || code == EPERM ? .permissions : .io, "cannot create database file '\(path)': \(String(cString: strerror(code)))",
+                                   underlying: SystemFileError("open", path, code: code))
             }
             guard fstatat(AT_FDCWD, path, &info, 0) == 0 else { throw StorageError(.io, "cannot stat database file '\(path)'") }
         }
@@ -187,6 +201,8 @@ public final class SQLiteStorageDriver: StorageDriver {
             return StorageError(.permissions, "\(what) failed: access denied", underlying: error)
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return StorageError(.io, "\(what) failed: another connection held the database lock for too long", underlying: error)
+        case .SQLITE_CANTOPEN where DescriptorLimit.isExhausted(needing: 16):
+            return StorageError(.io, "\(what) failed: \(DescriptorExhaustion.remedy)", underlying: error)
         default:
             return StorageError(.io, "\(what) failed (SQLite extended code \(error.extendedResultCode.rawValue))", underlying: error)
         }
@@ -199,8 +215,9 @@ public final class SQLiteStorageDriver: StorageDriver {
     /// ``SQLiteHandles`` capacity every read would otherwise reopen one.
     public func readKeyring() async throws -> Keyring? {
         try await keyringCache.value(fingerprint: keyringFingerprint) {
-            let row = try await Self.database("read keyring from '\(path)'") {
-                try await pool.read { db in try SQLiteSchema.keyringRow(db) }
+            let what = "read keyring from '\(path)'"
+            let row = try await handles.relievingDescriptors(what) {
+                try await Self.database(what) { try await pool.read { db in try SQLiteSchema.keyringRow(db) } }
             }
             return try row.map(decode)
         }
@@ -237,8 +254,10 @@ public final class SQLiteStorageDriver: StorageDriver {
         let account = account
         keyringCache.invalidate()
         defer { keyringCache.invalidate() }
-        try await Self.database("replace keyring in '\(path)'") {
-            try await pool.writeWithoutTransaction { db in
+        let what = "replace keyring in '\(path)'"
+        // Retrying after a descriptor shortage is safe: the generation is checked in the transaction.
+        try await handles.relievingDescriptors(what) { try await Self.database(what) {
+            try await writablePool().writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
                     let current = try SQLiteSchema.keyringRow(db).map(self.decode)?.generation
                     guard current == expectedGeneration else {
@@ -252,6 +271,6 @@ public final class SQLiteStorageDriver: StorageDriver {
                 }
             }
             CrashPoints.hit("sqlite.keyring.after-commit")
-        }
+        } }
     }
 }

@@ -37,7 +37,7 @@ struct CrashWorld {
         }
         account = Account(name: Self.accountName, kind: .file, driver: storage, key: try Self.keyReference())
         let clock = SystemWallClock()
-        let resolver = DEKResolver(vault: vault, cache: DEKCache(configuration: try .init(), clock: clock))
+        let resolver = DEKResolver(vault: vault, cache: DEKCache(configuration: try .init()))
         executor = RebindExecutor(resolver: resolver, clock: clock)
         var plane = DataPlane(resolver: resolver)
         plane.segmentSize = Self.segmentSize

@@ -18,7 +18,8 @@ struct CLITests {
 
         let once = try harness.once()
         #expect(once.code == 0, "\(once.stderr)")
-        let status = try harness.ctl(["status", "--json"])
+        // No daemon runs after `run --once`: plain status exits 1 (below); --report-only judges the report.
+        let status = try harness.ctl(["status", "--json", "--report-only"])
         #expect(status.code == 0, "\(status.stderr)")
         let document = try status.object()
         #expect(document["neverRun"] as? Bool == false)
@@ -36,8 +37,8 @@ struct CLITests {
             #expect(((account["outcome"] as? [String: Any])?["code"] as? String).map { ["in-sync", "rebound"].contains($0) } == true)
         }
         let text = try harness.ctl(["status"])
-        #expect(text.code == 0)
-        #expect(text.text.contains("daemon: NOT RUNNING (no daemon.json in \(harness.state))"))
+        #expect(text.code == 1, "no daemon runs")
+        #expect(text.text.contains("daemon: NOT RUNNING (nothing holds \(harness.state)/daemon.lock)"), "\(text.text)")
         #expect(text.text.contains("versions safe to disable:"))
     }
 
@@ -125,7 +126,7 @@ struct CLITests {
         #expect(refused.code == 4)
         #expect(refused.stderr.hasPrefix("cmkctl: account 'audit-1' is suspended"))
         #expect(try harness.ctl(["data", "put", "audit-1", "other.txt"], stdin: Data("x".utf8)).code == 4)
-        #expect(try harness.ctl(["status"]).code == 4)
+        #expect(try harness.ctl(["status", "--report-only"]).code == 4)
         let listing = try harness.ctl(["keys", "list", "--json"]).object()
         #expect(listing["state"] as? String == "deleted")
 
@@ -184,7 +185,7 @@ struct CLITests {
         defer { harness.cleanUp() }
         let result = try harness.ctl(["sync"])
         #expect(result.code == 1)
-        #expect(result.stderr.hasPrefix("cmkctl: cmk-syncer is not running (no daemon.json in \(harness.state)); start it with"))
+        #expect(result.stderr.hasPrefix("cmkctl: cmk-syncer is not running (nothing holds \(harness.state)/daemon.lock); start it with"), "\(result.stderr)")
     }
 
     @Test func syncWaitAgainstARunningDaemon() async throws {

@@ -50,7 +50,8 @@ struct SecurityLogCLITests {
         try appendGarbage(harness)
         #expect(try harness.once().code == 3)
 
-        let status = try harness.ctl(["status"])
+        // No daemon runs after `run --once`: --report-only judges the report alone.
+        let status = try harness.ctl(["status", "--report-only"])
         #expect(status.code == 3)
         #expect(status.text.contains("state: DEGRADED"))
         #expect(status.text.contains("cause: security log cannot be appended (audit.corrupt: a record is broken; run cmkctl audit verify)"))
@@ -67,7 +68,7 @@ struct SecurityLogCLITests {
         let rotate = try harness.ctl(["keys", "rotate"])
         #expect(rotate.code == 0, "\(rotate.stderr)")
         #expect(try harness.once().code == 0)
-        #expect(try harness.ctl(["status"]).code == 0)
+        #expect(try harness.ctl(["status", "--report-only"]).code == 0)
     }
 
     @Test("audit verify and audit list fail on a started log that was deleted or emptied; keys create is refused")

@@ -26,10 +26,12 @@ final class DaemonProcess {
         var description: String { message }
     }
 
-    init(arguments: [String], logPath: String, environment: [String: String] = [:]) throws {
+    /// - Parameter launcher: a command that runs the daemon (`setpriv …`), or none.
+    init(arguments: [String], logPath: String, environment: [String: String] = [:], launcher: [String] = []) throws {
         self.logPath = logPath
-        process.executableURL = URL(fileURLWithPath: try Self.binary("cmk-syncer"))
-        process.arguments = arguments
+        let binary = try Self.binary("cmk-syncer")
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
+        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [binary] + arguments
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
         env.removeValue(forKey: "JOURNAL_STREAM")

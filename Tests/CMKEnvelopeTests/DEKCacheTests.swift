@@ -98,6 +98,61 @@ struct DEKCacheTests {
         #expect(cache.evictExpired() == 1)
         #expect(cache.statistics.entries == 1)
     }
+
+    @Test("the TTL is monotonic: the wall clock stepping back a year keeps no DEK past it")
+    func wallClockStepsBack() throws {
+        let cache = try cache(ttl: .seconds(10))
+        let dek = DEKWrapping.generateDEK(), id = DEKID.random()
+        cache.insert(dek, account: "a", dek: id)
+        let stored = try #require(cache._entryForTesting(account: "a", dek: id))
+        clock.set(clock.now().addingTimeInterval(-365 * 86_400))
+        clock.advance(by: .seconds(9))
+        #expect(cache.get(account: "a", dek: id) == dek)
+        clock.advance(by: .seconds(1))
+        #expect(cache.get(account: "a", dek: id) == nil)
+        #expect(stored.isZeroized)
+    }
+
+    @Test("the TTL is monotonic: the wall clock stepping forward drops no DEK early")
+    func wallClockStepsForward() throws {
+        let cache = try cache(ttl: .seconds(10))
+        let dek = DEKWrapping.generateDEK(), id = DEKID.random()
+        cache.insert(dek, account: "a", dek: id)
+        clock.set(clock.now().addingTimeInterval(365 * 86_400))
+        #expect(cache.get(account: "a", dek: id) == dek)
+        #expect(cache.evictExpired() == 0)
+    }
+
+    @Test("an expired DEK is zeroed by the next lookup or insert of any key, not only its own")
+    func expiredDroppedByAnyCall() throws {
+        let cache = try cache(ttl: .seconds(10))
+        let first = DEKID.random(), second = DEKID.random()
+        cache.insert(DEKWrapping.generateDEK(), account: "a", dek: first)
+        let stored = try #require(cache._entryForTesting(account: "a", dek: first))
+        clock.advance(by: .seconds(10))
+        #expect(cache.get(account: "b", dek: second) == nil)
+        #expect(stored.isZeroized)
+        #expect(cache._entryForTesting(account: "a", dek: first) == nil)
+        #expect(cache.statistics == .init(hits: 0, misses: 1, evictions: 1, entries: 0))
+    }
+
+    @Test("a DEK inserted again while cached keeps its first expiry; purged positions are skipped")
+    func reinsertAndPurge() throws {
+        let cache = try cache(ttl: .seconds(10), capacity: 2)
+        let dek = DEKWrapping.generateDEK(), id = DEKID.random(), other = DEKID.random()
+        cache.insert(dek, account: "a", dek: id)
+        clock.advance(by: .seconds(5))
+        cache.insert(dek, account: "a", dek: id)
+        cache.insert(DEKWrapping.generateDEK(), account: "b", dek: other)
+        clock.advance(by: .seconds(5))
+        #expect(cache.get(account: "a", dek: id) == nil)
+        #expect(cache.get(account: "b", dek: other) != nil)
+        #expect(cache.purge(account: "b") == 1)
+        cache.insert(dek, account: "a", dek: id)
+        cache.insert(DEKWrapping.generateDEK(), account: "c", dek: other)
+        #expect(cache.statistics.entries == 2)
+        #expect(cache.get(account: "a", dek: id) == dek)
+    }
 }
 
 @Suite("DEK wrapping")

@@ -12,6 +12,8 @@ final class TestClock: WallClock {
     func now() -> Date { current.withLock { $0 } }
     func advance(days: Double) { current.withLock { $0 = $0.addingTimeInterval(days * 86_400) } }
     func advance(seconds: Double) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
+    /// A step of the clock (`date -s`, `faketime`).
+    func set(_ date: Date) { current.withLock { $0 = date } }
 }
 
 /// A temporary directory holding a master key file and a vault directory.

@@ -345,15 +345,17 @@ struct SyncPassTests {
     }
 }
 
-/// A driver that refuses keyring writes on demand, to make one account fail.
+/// A driver that refuses keyring writes (or reads: a damaged database) on demand, to make one account fail.
 final class RefusingDriver: StorageDriver {
     let inner: InMemoryStorageDriver
     let refuse = Mutex(false)
+    let refuseReads = Mutex(false)
     let reads = Mutex(0)
     var account: String { inner.account }
     init(account: String) { inner = InMemoryStorageDriver(account: account) }
     func readKeyring() async throws -> Keyring? {
         reads.withLock { $0 += 1 }
+        if refuseReads.withLock({ $0 }) { throw StorageError(.io, "input/output error") }
         return try await inner.readKeyring()
     }
     func replaceKeyring(_ keyring: Keyring, expectedGeneration: UInt64?) async throws {

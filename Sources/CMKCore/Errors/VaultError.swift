@@ -17,6 +17,7 @@ public struct VaultError: CategorizedError, Hashable {
             case conflict = "vault.conflict"
             case corrupt = "vault.corrupt-state"
             case misconfigured = "vault.misconfigured"
+            case descriptorsExhausted = "local.descriptors-exhausted"
         }
         fileprivate let backing: Backing
         fileprivate init(_ backing: Backing) { self.backing = backing }
@@ -45,6 +46,9 @@ public struct VaultError: CategorizedError, Hashable {
         public static let corrupt = Code(.corrupt)
         /// The provider is set up wrongly (master key missing, bad permissions, bad endpoint).
         public static let misconfigured = Code(.misconfigured)
+        /// Not the vault's doing: this process ran out of file descriptors (EMFILE/ENFILE) before
+        /// the call could be made (``DescriptorExhaustion``). Transient; the text names the limit.
+        public static let descriptorsExhausted = Code(.descriptorsExhausted)
 
         public var description: String { backing.rawValue }
     }
@@ -60,10 +64,18 @@ public struct VaultError: CategorizedError, Hashable {
     private let file: String
     private let line: Int
 
+    /// An `.unavailable` error whose underlying error is a descriptor shortage becomes
+    /// ``Code/descriptorsExhausted``, its reason saying that the limit is local: providers need not
+    /// tell EMFILE apart themselves, only pass the system error on as `underlying`.
     public init(_ code: Code, _ reason: String, retryAfter: Duration? = nil, underlying: (any Error)? = nil,
                 file: String = #fileID, line: Int = #line) {
-        self.code = code
-        self.reason = reason
+        if code == .unavailable, DescriptorExhaustion.isPresent(in: underlying) {
+            self.code = .descriptorsExhausted
+            self.reason = "\(reason); \(DescriptorExhaustion.remedy)"
+        } else {
+            self.code = code
+            self.reason = reason
+        }
         self.retryAfter = retryAfter
         self.underlying = underlying
         self.file = file
@@ -75,7 +87,7 @@ public struct VaultError: CategorizedError, Hashable {
     public var category: ErrorCategory {
         switch code.backing {
         case .notFound, .deleted, .disabled, .forbidden, .unauthorized: return .revoked
-        case .throttled, .unavailable: return .transient
+        case .throttled, .unavailable, .descriptorsExhausted: return .transient
         case .invalidInput, .unsupported, .misconfigured: return .configuration
         case .conflict: return .configuration
         case .corrupt: return .internal

@@ -51,6 +51,20 @@ public enum ProcessMemory {
         return applied
     }
 
+    /// Makes the process undumpable (`prctl(PR_SET_DUMPABLE, 0)`): the kernel writes no core dump
+    /// of it (unless the host set `fs.suid_dumpable=2`, as systemd-coredump does, and then only
+    /// for root), and other processes of the same user can neither `ptrace` it nor read its memory
+    /// through `/proc/PID/mem`. Root's `gcore` still can: key material is kept out of such dumps by
+    /// ``SecretMemory``. Call it first in `main`. True when the process is now undumpable.
+    @discardableResult
+    public static func forbidCoreDumps() -> Bool {
+        #if canImport(CMalloc) && os(Linux)
+        return cmk_set_dumpable(0) == 0 && cmk_get_dumpable() == 0
+        #else
+        return false
+        #endif
+    }
+
     /// Returns the free pages of every arena to the kernel (after a pass). True when some were.
     @discardableResult
     public static func release() -> Bool {

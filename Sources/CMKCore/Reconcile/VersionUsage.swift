@@ -21,16 +21,21 @@ public struct VersionUsage: Hashable, Sendable, Codable {
 
     /// Computes usage from the keyrings after a pass.
     /// - Parameters:
+    ///   - unread: for accounts whose keyring the pass could not read (failed), the versions they
+    ///     were last known to use: they still count as users, since their DEKs still need them.
     ///   - previous: the usage of the previous pass, to carry `unreferencedSince` forward.
     ///   - backupRetention: how long backups may still hold DEKs wrapped under a version.
     public static func compute(versions: [KeyVersion], currentID: String?, keyrings: [String: Keyring],
-                               previous: [VersionUsage], backupRetention: Duration, now: Date) -> [VersionUsage] {
+                               unread: [String: [String]] = [:], previous: [VersionUsage], backupRetention: Duration,
+                               now: Date) -> [VersionUsage] {
         let before = Dictionary(previous.map { ($0.version, $0) }, uniquingKeysWith: { first, _ in first })
         var ids = versions.map(\.id)
         for keyring in keyrings.values { for id in keyring.referencedVersions where !ids.contains(id) { ids.append(id) } }
+        for known in unread.values { for id in known where !ids.contains(id) { ids.append(id) } }
         return ids.map { id in
             let version = versions.first { $0.id == id }
-            let users = keyrings.filter { $0.value.deks.contains { $0.keyVersion == id } }.keys.sorted()
+            let readers = keyrings.filter { $0.value.deks.contains { $0.keyVersion == id } }.keys
+            let users = Set(readers).union(unread.filter { $0.value.contains(id) }.keys).sorted()
             let deks = keyrings.values.reduce(0) { $0 + $1.deks.filter { $0.keyVersion == id }.count }
             var since: Date?
             if users.isEmpty {

@@ -7,14 +7,27 @@ import Glibc
 /// Key material in memory: prints `<redacted>`, compares in constant time, and is zeroed when
 /// the last reference goes away (or at once with ``zeroize()``).
 ///
-/// The bytes live in a heap buffer that this type owns and never copies out except into
-/// swift-crypto's own auto-zeroing `SymmetricKey` for the duration of an operation.
+/// The bytes live in a buffer of ``SecretMemory`` (left out of core dumps) that this type owns and
+/// never copies out except into swift-crypto's own auto-zeroing `SymmetricKey` for the duration of
+/// an operation.
 public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     private let storage: Storage
 
     /// Copies `bytes` into a new secret buffer. The caller should overwrite its own copy.
     public init(copying bytes: some Collection<UInt8>) {
         storage = Storage(bytes)
+    }
+
+    /// `count` bytes written in place by `fill` (for a decryption straight into secret memory).
+    /// The buffer starts zeroed; a throw from `fill` wipes it.
+    public init(count: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
+        storage = Storage(repeatElement(0, count: count))
+        do {
+            try storage.withUnsafeMutableBytes { try fill($0) }
+        } catch {
+            storage.zeroize()  // outside the buffer's lock, which zeroize takes
+            throw error
+        }
     }
 
     /// Fresh random bytes from the system's CSPRNG.
@@ -68,8 +81,11 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
         private var zeroed = false
 
         init(_ bytes: some Collection<UInt8>) {
-            pointer = .allocate(byteCount: Swift.max(bytes.count, 1), alignment: 16)
-            pointer.initializeMemory(as: UInt8.self, repeating: 0)
+            let byteCount = Swift.max(bytes.count, 1)
+            guard let base = SecretMemory.allocate(byteCount) else {
+                fatalError("out of memory: cannot map \(byteCount) bytes of secret memory")
+            }
+            pointer = UnsafeMutableRawBufferPointer(start: base, count: byteCount)
             var index = 0
             for byte in bytes { pointer[index] = byte; index += 1 }
             count = bytes.count
@@ -83,6 +99,12 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
             lock.lock()
             defer { lock.unlock() }
             return try body(UnsafeRawBufferPointer(rebasing: pointer[0..<count]))
+        }
+
+        func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+            lock.lock()
+            defer { lock.unlock() }
+            return try body(UnsafeMutableRawBufferPointer(rebasing: pointer[0..<count]))
         }
 
         func zeroize() {
@@ -102,8 +124,7 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
         }
 
         deinit {
-            Self.wipe(pointer)
-            pointer.deallocate()
+            SecretMemory.free(pointer.baseAddress)  // wipes the block
         }
     }
 }

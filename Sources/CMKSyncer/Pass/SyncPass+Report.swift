@@ -3,7 +3,7 @@ import Foundation
 
 extension SyncPass {
     func assemble(syncID: String, started: Date, finished: Date, condition: KeyCondition, versions: [KeyVersion],
-                  outcomes: [AccountResult], keyrings: [String: Keyring], previous: SyncReport?,
+                  outcomes: [AccountResult], keyrings: [String: Keyring], unreached: Int, previous: SyncReport?,
                   vaultCalls: Int, retries: Int) -> (report: SyncReport, events: [SyncEvent]) {
         let key = settings.key.name
         var events: [SyncEvent] = []
@@ -47,8 +47,12 @@ extension SyncPass {
             state = .degraded
             let suspended = outcomes.filter(\.report.suspended).count
             let stays = suspended == 0 ? "nothing suspended" : "\(suspended) suspended account(s) stay suspended"
-            cause = "vault unreachable (\(error.codeName): \(error.reason)); serving from cache, \(stays)"
-            events.append(SyncEvent(.vaultUnreachable, "The vault could not be reached; serving from cache.", fields: [
+            // Out of file descriptors the vault was never asked: a local limit, not an outage.
+            let local = error.code == .descriptorsExhausted
+            cause = local ? "the vault could not be asked (\(error.codeName): \(error.reason)); serving from cache, \(stays)"
+                : "vault unreachable (\(error.codeName): \(error.reason)); serving from cache, \(stays)"
+            events.append(SyncEvent(.vaultUnreachable, local ? "This host ran out of file descriptors before it could ask the vault; serving from cache."
+                : "The vault could not be reached; serving from cache.", fields: [
                 "error": error.codeName, "detail": error.reason, "retries": "\(retries)",
             ]))
         case .accessDenied(let error):
@@ -98,20 +102,40 @@ extension SyncPass {
             let count = outcomes.filter { $0.report.outcome.code == .failed }.count
             cause = "\(count) account(s) failed, first \(failed.report.name): \(failed.report.outcome.detail ?? failed.report.outcome.reason ?? "")"
         }
+        // A pass cut short by a stop is never the truth about every account: not ok, and the
+        // accounts it did not reach keep what the previous pass knew.
+        var interrupted: String?
+        if unreached > 0 {
+            interrupted = "the daemon was stopping"
+            let note = "the pass was cut short (the daemon was stopping): \(unreached) of \(outcomes.count) account(s) not reached, shown as the previous pass saw them"
+            if state == .ok {
+                state = .degraded
+                cause = note
+            } else {
+                cause = [cause, note].compactMap { $0 }.joined(separator: "; ")
+            }
+        }
         events += outcomes.flatMap(\.events)
 
-        let usage = VersionUsage.compute(versions: knownVersions, currentID: currentVersion, keyrings: keyrings,
+        // Accounts whose keyring this pass did not read (failed) still use the versions they were
+        // last seen with; version usage comes only from complete passes.
+        let lastKnown = Dictionary((previous?.accounts ?? []).map { ($0.name, $0.versions) }, uniquingKeysWith: { a, _ in a })
+        let unread = Dictionary(outcomes.filter { $0.keyring == nil }.compactMap { o in lastKnown[o.report.name].map { (o.report.name, $0) } },
+                                uniquingKeysWith: { a, _ in a })
+        let usage = VersionUsage.compute(versions: knownVersions, currentID: currentVersion, keyrings: keyrings, unread: unread,
                                          previous: previous?.versions ?? [], backupRetention: settings.backupRetention, now: finished)
+        let complete = interrupted == nil && condition.isReachable
         let safeBefore = Set((previous?.versions ?? []).filter(\.safeToDisable).map(\.version))
-        for version in usage where version.safeToDisable && !safeBefore.contains(version.version) {
+        for version in usage where complete && version.safeToDisable && !safeBefore.contains(version.version) {
             events.append(SyncEvent(.versionSafeToDisable, "A key version is no longer referenced and is safe to disable.",
                                     version: version.version, fields: ["unreferenced_since": version.unreferencedSince?.ISO8601Format() ?? ""]))
         }
 
-        let report = SyncReport(syncID: syncID, started: started, finished: finished, state: state, cause: cause, key: key,
+        var report = SyncReport(syncID: syncID, started: started, finished: finished, state: state, cause: cause, key: key,
                                 currentVersion: currentVersion, targetVersion: targetVersion, accounts: outcomes.map(\.report),
-                                versions: condition.isReachable ? usage : (previous?.versions ?? usage), vaultCalls: vaultCalls,
-                                retries: retries, pulledSince: pulledSince, outageSeconds: outageSeconds, pid: getpid())
+                                versions: complete ? usage : (previous?.versions ?? (interrupted == nil ? usage : [])),
+                                vaultCalls: vaultCalls, retries: retries, pulledSince: pulledSince, outageSeconds: outageSeconds, pid: getpid())
+        report.interrupted = interrupted
         return (report, events)
     }
 }

@@ -30,7 +30,8 @@ public struct SyncPass: Sendable {
     public let vault: CountingKeyVault
     public let executor: RebindExecutor
     public let clock: any WallClock
-    /// Sleeps between snapshot retries; tests record the delays instead of waiting.
+    /// Sleeps between snapshot retries; tests record the delays instead of waiting. The default,
+    /// ``Heartbeat/sleep(for:)``, keeps the watchdog's heartbeat going and ends at once on a stop.
     public let sleep: @Sendable (Duration) async throws -> Void
     /// A random number in [0, 1) for jitter.
     public let random: @Sendable () -> Double
@@ -40,7 +41,7 @@ public struct SyncPass: Sendable {
     public let progress: @Sendable () -> Void
 
     public init(settings: Settings, accounts: [Account], vault: CountingKeyVault, executor: RebindExecutor, clock: any WallClock,
-                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Heartbeat.sleep(for: $0) },
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                 stopRequested: @escaping @Sendable () -> Bool = { false },
                 progress: @escaping @Sendable () -> Void = {}) {
@@ -65,16 +66,26 @@ public struct SyncPass: Sendable {
         // Accounts an earlier pass saw with a keyring must still have one (a vanished keyring is
         // never replaced by a new one).
         let hadKeyring = Set((previous?.accounts ?? []).filter { $0.generation != nil }.map(\.name))
-        var outcomes = await executeAll(condition: condition, versions: versions, hadKeyring: hadKeyring)
+        let (executed, unreached) = await executeAll(condition: condition, versions: versions, hadKeyring: hadKeyring)
+        var outcomes = executed + unreached.map { Self.notReached($0, previous: previous) }
         outcomes.sort { $0.report.name < $1.report.name }
         let finished = clock.now()
         let keyrings = Dictionary(outcomes.compactMap { o in o.keyring.map { (o.report.name, $0) } }, uniquingKeysWith: { a, _ in a })
         return assemble(syncID: syncID, started: started, finished: finished, condition: condition, versions: versions,
-                        outcomes: outcomes, keyrings: keyrings, previous: previous, vaultCalls: vault.calls - callsBefore, retries: retries)
+                        outcomes: outcomes, keyrings: keyrings, unreached: unreached.count, previous: previous,
+                        vaultCalls: vault.calls - callsBefore, retries: retries)
     }
 
-    /// A fresh pass identifier (32 hex digits).
-    public static func newID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
+    /// A fresh pass identifier (32 hex digits) from `SystemRandomNumberGenerator`, which is
+    /// getrandom(2) on Linux and needs no file descriptor: Foundation's `UUID()` reads
+    /// /dev/urandom and returns all zeros when the process is out of descriptors.
+    public static func newID() -> String {
+        var random = SystemRandomNumberGenerator()
+        return [random.next(), random.next()].map { (word: UInt64) in
+            let hex = String(word, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
+    }
 
     // MARK: Observe
 
@@ -116,12 +127,15 @@ public struct SyncPass: Sendable {
         var suspendedBefore: Date?
     }
 
-    private func executeAll(condition: KeyCondition, versions: [KeyVersion], hadKeyring: Set<String>) async -> [AccountResult] {
+    /// Executes every account's plan; on shutdown finishes the accounts in flight, starts no new
+    /// ones and returns those it did not start as `unreached`.
+    private func executeAll(condition: KeyCondition, versions: [KeyVersion], hadKeyring: Set<String>) async
+        -> (results: [AccountResult], unreached: [Account]) {
         await withTaskGroup(of: AccountResult?.self) { group in
             var results: [AccountResult] = []
             var pending = accounts[...]
             for _ in 0..<max(1, settings.concurrency) {
-                guard let account = pending.popFirst() else { break }
+                guard !Task.isCancelled, !stopRequested(), let account = pending.popFirst() else { break }
                 group.addTask { await execute(account, condition: condition, versions: versions, hadKeyring: hadKeyring.contains(account.name)) }
             }
             while let result = await group.next() {
@@ -132,8 +146,21 @@ public struct SyncPass: Sendable {
                     group.addTask { await execute(account, condition: condition, versions: versions, hadKeyring: hadKeyring.contains(account.name)) }
                 }
             }
-            return results
+            return (results, Array(pending))
         }
+    }
+
+    /// An account a stopping pass did not start: listed with the binding, versions and generation
+    /// the previous report knew (so the next pass still knows it had a keyring), outcome `not-reached`.
+    static func notReached(_ account: Account, previous: SyncReport?) -> AccountResult {
+        let known = previous?.accounts.first { $0.name == account.name }
+        let asOf = previous.map { "as of pass \($0.syncID)" } ?? "unknown (no earlier pass)"
+        let outcome = Outcome(.notReached, detail: "the pass stopped before this account (the daemon is stopping); binding and versions \(asOf)")
+        let report = AccountReport(name: account.name, kind: account.kind, outcome: outcome, binding: known?.binding,
+                                   versions: known?.versions ?? [], deks: known?.deks ?? 0, generation: known?.generation,
+                                   suspended: known?.suspended ?? false, suspendedSince: known?.suspendedSince,
+                                   previousBinding: nil, milliseconds: 0)
+        return AccountResult(report: report, events: [], keyring: nil, blocker: nil, suspendedBefore: nil)
     }
 
     private func execute(_ account: Account, condition: KeyCondition, versions: [KeyVersion], hadKeyring: Bool) async -> AccountResult {

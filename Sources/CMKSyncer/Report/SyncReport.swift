@@ -33,6 +33,17 @@ public struct SyncReport: Hashable, Sendable, Codable {
     /// Why the security log cannot be appended (a short phrase), when it cannot: set by the daemon
     /// after the pass (``noteSecurityLogProblem(_:)``); nil while the log can be appended.
     public var securityLog: String?
+    /// Why the pass stopped before every account was reached (the daemon was stopping), when it
+    /// did: such a pass is never `ok`, lists the accounts it did not reach as `not-reached` with
+    /// their last known binding, and leaves ``versions`` as the last complete pass computed them.
+    public var interrupted: String?
+    /// The last `cmkctl sync` request (a counter in `sync-request`) the daemon had seen when the
+    /// pass started: `sync --wait` waits for a report that answers its own request, not by times.
+    public var syncRequest: UInt64?
+    /// The pass's end on the system's boot clock (CLOCK_BOOTTIME, seconds) and the boot it belongs
+    /// to, set by the daemon: the report's age for `cmkctl status`, whatever the wall clocks say.
+    public var finishedUptime: Double?
+    public var bootID: String?
 
     /// Accounts whose outcome is in-sync or rebound.
     public var inSyncCount: Int { accounts.filter { $0.outcome.isInSync }.count }
@@ -123,6 +134,9 @@ public struct Outcome: Hashable, Sendable, Codable, CustomStringConvertible {
         case rebound
         case suspended
         case failed
+        /// The pass stopped (the daemon was stopping) before it reached this account; binding and
+        /// versions are as the previous pass saw them.
+        case notReached = "not-reached"
     }
 
     public var code: Code
