@@ -190,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "CMKAzureKeyVaultTests",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAzureKeyVault", "CMKTesting", "CMKAzureTestServer", "CMKAccounts", "CMKSyncer",
+                "CMKCore", "CMKEnvelope", "CMKAzureKeyVault", "CMKTesting", "CMKAzureTestServer", "CMKAccounts", "CMKSyncer", "CMKDaemon",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],

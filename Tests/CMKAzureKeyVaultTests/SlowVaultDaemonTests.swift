@@ -1,4 +1,5 @@
 import CMKAzureTestServer
+import CMKDaemon
 import Foundation
 import Testing
 
@@ -24,7 +25,7 @@ struct SlowVaultDaemonTests {
         var daemon: Process?
         var notify: NotifySocket?
 
-        init() async throws {
+        init(accounts: Int = 1, sync: String = "{interval: 1h}") async throws {
             let ca = try TestServerTests.authority.get()
             let secret = "slow-vault-secret-\(UUID().uuidString)"
             server = try await AzureKeyVaultTestServer.start(.init(clientSecret: secret), tls: ca.server)
@@ -46,8 +47,8 @@ struct SlowVaultDaemonTests {
                     ca-file: \(ca.caCertificatePath)
                     timeout: 2s
                 accounts:
-                  - {name: files-1, kind: file, driver: directory, location: \(root)/state/accounts/files-1, create: true}
-                sync: {interval: 1h}
+                \((1...accounts).map { "  - {name: files-\($0), kind: file, driver: directory, location: \(root)/state/accounts/files-\($0), create: true}" }.joined(separator: "\n"))
+                sync: \(sync)
                 logging: {format: text}
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             _ = try server.createKey(SlowVaultDaemonTests.key)
@@ -107,8 +108,8 @@ struct SlowVaultDaemonTests {
     }
 
     /// Runs `body` with a fresh world and closes it (daemon killed if still running, server shut down) whatever happens.
-    static func withWorld(_ body: (World) async throws -> Void) async throws {
-        let world = try await World()
+    static func withWorld(accounts: Int = 1, sync: String = "{interval: 1h}", _ body: (World) async throws -> Void) async throws {
+        let world = try await World(accounts: accounts, sync: sync)
         do {
             try await body(world)
         } catch {
@@ -116,6 +117,18 @@ struct SlowVaultDaemonTests {
             throw error
         }
         await world.close()
+    }
+
+    /// One `cmk-syncer run --once` on the world's configuration, which must exit 0.
+    static func runOnce(_ world: World) throws {
+        let once = Process()
+        once.executableURL = URL(fileURLWithPath: try binary("cmk-syncer"))
+        once.arguments = ["run", "--once", "--config", world.config]
+        once.standardOutput = FileHandle.nullDevice
+        once.standardError = FileHandle.nullDevice
+        try once.run()
+        once.waitUntilExit()
+        try #require(once.terminationStatus == 0, "first pass: exit \(once.terminationStatus)")
     }
 
     /// Reads the notify socket for `duration`; expects pings at least every 3 s throughout (the
@@ -167,14 +180,7 @@ struct SlowVaultDaemonTests {
         try await Self.withWorld { world in
             // A first pass makes the keyring; the daemon started next has no cached DEK, so the
             // rebind after a rotation must unwrap in the vault.
-            let once = Process()
-            once.executableURL = URL(fileURLWithPath: try Self.binary("cmk-syncer"))
-            once.arguments = ["run", "--once", "--config", world.config]
-            once.standardOutput = FileHandle.nullDevice
-            once.standardError = FileHandle.nullDevice
-            try once.run()
-            once.waitUntilExit()
-            try #require(once.terminationStatus == 0, "first pass: exit \(once.terminationStatus)")
+            try Self.runOnce(world)
             _ = try world.server.rotateKey(Self.key)
             world.server.inject(.throttled(retryAfter: 100), times: 10_000, matching: .unwrap)
             world.server.clearRequests()
@@ -192,6 +198,43 @@ struct SlowVaultDaemonTests {
             let after = world.vaultRequests
             #expect(after.count == before.count, "vault calls after SIGTERM: \(after.dropFirst(before.count).map { "\($0.method) \($0.path)" })")
             print("slow vault: unwrap throttled → SIGTERM → exit \(stop.status.map(String.init) ?? "none") after \(stop.took), \(after.count - before.count) calls after the signal")
+        }
+    }
+
+    @Test("SIGTERM in the middle of a rebind pass (6 accounts, one at a time, each unwrap held 1 s): status.json says interrupted, lists all 6 with the unreached as not-reached on the old version; usage is not recomputed and nothing is safe to disable")
+    func stopMidPass() async throws {
+        try await Self.withWorld(accounts: 6, sync: "{interval: 1h, concurrency: 1, backup-retention: 0s}") { world in
+            try Self.runOnce(world)
+            let store = StateStore(directory: world.root + "/state")
+            let first = try #require(try store.readReport())
+            try #require(first.state == .ok && first.inSyncCount == 6, "first pass: \(first.state) \(first.cause ?? "")")
+            let old = try #require(first.targetVersion)
+            _ = try world.server.rotateKey(Self.key)
+            world.server.inject(.latency(.seconds(1)), times: 10_000, matching: .unwrap)
+            world.server.clearRequests()
+            try world.start()
+            let deadline = ContinuousClock.now + .seconds(30)
+            while world.vaultRequests.filter({ $0.path.hasSuffix("/unwrapkey") }).count < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try #require(world.vaultRequests.filter { $0.path.hasSuffix("/unwrapkey") }.count >= 2, "the rebinds never reached the vault; log:\n\(world.log)")
+            let stop = await world.terminate()
+            #expect(stop.status == 0, "exit status after SIGTERM: \(String(describing: stop.status)); log:\n\(world.log)")
+
+            let cut = try #require(try store.readReport())
+            #expect(cut.syncID != first.syncID, "the daemon wrote no report of the cut-short pass; log:\n\(world.log)")
+            #expect(cut.interrupted != nil, "status.json does not say the pass was cut short: \(cut.state) \(cut.cause ?? "")")
+            #expect(cut.state == .degraded, "a cut-short pass is \(cut.state)")
+            #expect(cut.accounts.map(\.name).sorted() == (1...6).map { "files-\($0)" }, "every configured account is listed: \(cut.accounts.map(\.name))")
+            let unreached = cut.accounts.filter { $0.outcome.code == .notReached }
+            #expect(!unreached.isEmpty && cut.inSyncCount + unreached.count == 6, "in sync \(cut.inSyncCount), not reached \(unreached.map(\.name))")
+            #expect(unreached.allSatisfy { $0.binding == old }, "not-reached accounts keep the binding of the pass before")
+            let usage = try #require(cut.versions.first { $0.version == old })
+            #expect(!usage.safeToDisable, "the old version is still used by \(unreached.count) unreached account(s)")
+            #expect(usage.accounts.sorted() == (1...6).map { "files-\($0)" }, "usage of \(old) was recomputed from the cut-short pass: \(usage.accounts)")
+            let log = (try? String(contentsOfFile: world.root + "/state/security.log", encoding: .utf8)) ?? ""
+            #expect(!log.contains("version-safe-to-disable"), "a version was recorded safe to disable on the word of a cut-short pass")
+            print("slow vault: SIGTERM mid-pass → exit \(stop.status.map(String.init) ?? "none") after \(stop.took); \(cut.inSyncCount) rebound, \(unreached.count) not reached")
         }
     }
 }
