@@ -216,7 +216,7 @@ let package = Package(
             dependencies: ["CMKCore", "CMKSyncer", "CMKDaemon", "CMKConfiguration", "CMKAudit", "CMKSystemd", "CMKTesting"],
             swiftSettings: strict
         ),
-        .testTarget(name: "CMKSystemdTests", dependencies: ["CMKSystemd", "CMKDaemon", "CMKConfiguration"], exclude: ["Scripts"], swiftSettings: strict),
+        .testTarget(name: "CMKSystemdTests", dependencies: ["CMKSystemd", "CMKDaemon", "CMKConfiguration", "CMKTesting"], exclude: ["Scripts"], swiftSettings: strict),
         .testTarget(
             name: "CMKAzureTestServerTests",
             dependencies: [

@@ -1,5 +1,6 @@
 import CMKAzureTestServer
 import CMKDaemon
+import CMKTesting
 import Foundation
 import Testing
 
@@ -23,7 +24,7 @@ struct SlowVaultDaemonTests {
         let root: String
         let config: String
         var daemon: Process?
-        var notify: NotifySocket?
+        var notify: NotifyListener?
 
         init(accounts: Int = 1, sync: String = "{interval: 1h}") async throws {
             let ca = try TestServerTests.authority.get()
@@ -56,7 +57,7 @@ struct SlowVaultDaemonTests {
 
         /// Starts `cmk-syncer run` with the watchdog and the notify socket.
         func start() throws {
-            let socket = try NotifySocket(path: root + "/notify.sock")
+            let socket = try NotifyListener(path: root + "/notify.sock")
             notify = socket
             let process = Process()
             process.executableURL = URL(fileURLWithPath: try SlowVaultDaemonTests.binary("cmk-syncer"))
@@ -236,46 +237,5 @@ struct SlowVaultDaemonTests {
             #expect(!log.contains("version-safe-to-disable"), "a version was recorded safe to disable on the word of a cut-short pass")
             print("slow vault: SIGTERM mid-pass → exit \(stop.status.map(String.init) ?? "none") after \(stop.took); \(cut.inSyncCount) rebound, \(unreached.count) not reached")
         }
-    }
-}
-
-/// The service manager's end of `$NOTIFY_SOCKET` (an AF_UNIX datagram socket), read with a timeout.
-final class NotifySocket {
-    struct Message {
-        var at: ContinuousClock.Instant
-        var text: String
-    }
-
-    let path: String
-    private let fd: Int32
-
-    init(path: String) throws {
-        self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        try #require(fd >= 0 && bytes.count < MemoryLayout.size(ofValue: address.sun_path), "notify socket \(path)")
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0, "bind(\(path)): errno \(errno)")
-    }
-
-    deinit { Foundation.close(fd) }
-
-    /// Every datagram that arrives within `duration`.
-    func collect(for duration: Duration) -> [Message] {
-        let deadline = ContinuousClock.now + duration
-        var messages: [Message] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while case let remaining = deadline - ContinuousClock.now, remaining > .zero {
-            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&descriptor, 1, Int32(max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))) > 0 else { continue }
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count > 0 { messages.append(Message(at: .now, text: String(decoding: buffer[..<count], as: UTF8.self))) }
-        }
-        return messages
     }
 }

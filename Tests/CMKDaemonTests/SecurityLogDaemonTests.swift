@@ -3,6 +3,7 @@ import CMKConfiguration
 import CMKCore
 import CMKDaemon
 import CMKSyncer
+import CMKTesting
 import Foundation
 import Testing
 
@@ -167,7 +168,7 @@ struct SecurityLogDaemonTests {
     @Test("the real STATUS= line turns DEGRADED while the log cannot be appended and back to in sync once it is cut back")
     func statusLine() async throws {
         let setup = try makeSetup()
-        let listener = try StatusListener(path: setup.root + "/notify.sock")
+        let listener = try NotifyListener(path: setup.root + "/notify.sock")
         let daemon = try DaemonProcess(arguments: ["run", "--config", setup.configPath, "--log-format", "json"],
                                        logPath: setup.root + "/daemon.log", environment: ["NOTIFY_SOCKET": listener.path])
         let ready = try #require(listener.nextStatus(within: .seconds(60)), "no STATUS=; log:\n\(daemon.log)")
@@ -190,47 +191,5 @@ struct SecurityLogDaemonTests {
         #expect(repaired.hasPrefix("in sync: 3/3 accounts in sync"), "\(repaired)")
         daemon.signal(SIGTERM)
         #expect(await daemon.wait() == 0)
-    }
-}
-
-/// The service manager's end of `$NOTIFY_SOCKET`, reduced to what these tests read: `STATUS=`.
-private final class StatusListener {
-    let path: String
-    private let fd: Int32
-
-    init(path: String) throws {
-        self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard fd >= 0, bound == 0 else { throw Timeout(what: "binding \(path): errno \(errno)") }
-    }
-
-    deinit {
-        close(fd)
-        unlink(path)
-    }
-
-    /// The next `STATUS=` value, skipping other notifications; nil after the timeout.
-    func nextStatus(within timeout: Duration) -> String? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&descriptor, 1, 100) > 0 else { continue }
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            let count = recv(fd, &buffer, buffer.count, 0)
-            guard count > 0 else { continue }
-            let text = String(decoding: buffer[..<count], as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("STATUS=") }) { return String(line.dropFirst(7)) }
-        }
-        return nil
     }
 }

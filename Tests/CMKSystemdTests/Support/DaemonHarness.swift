@@ -1,3 +1,4 @@
+import CMKTesting
 import Foundation
 
 /// A temporary state directory, a configuration file and a running `cmk-syncer` whose
