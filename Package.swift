@@ -98,7 +98,7 @@ let package = Package(
         .target(
             name: "CMKAzureTestServer",
             dependencies: [
-                "CMKCore",
+                "CMKCore", "CMKEntra",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -157,6 +157,8 @@ let package = Package(
         // One SQLite connection option Swift cannot set (sqlite3_db_config is variadic).
         .target(name: "CSQLiteConnection", dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
         .executableTarget(name: "cmkctl", dependencies: ["CMKCtl"], swiftSettings: strict),
+        // The Microsoft identity platform's wire shapes (token errors, form bodies, discovery): cmk-vault and the Azure test server.
+        .target(name: "CMKEntra", swiftSettings: strict),
         // The benchmark program (`make bench`, `make bench-quick`; docs/performance.md). Not a test.
         .executableTarget(
             name: "cmk-bench",

@@ -1,3 +1,4 @@
+import CMKEntra
 import Foundation
 
 /// What the connection handler does with a request.

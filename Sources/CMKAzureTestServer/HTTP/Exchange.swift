@@ -1,3 +1,4 @@
+import CMKEntra
 import Foundation
 
 /// One HTTP request as the emulator sees it.
@@ -60,20 +61,3 @@ struct ServerResponse: Sendable {
 }
 
 /// `application/x-www-form-urlencoded` decoding (query strings and token request bodies).
-enum FormEncoding {
-    static func decode(_ text: String) -> [String: String] {
-        var result: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = decodeComponent(parts[0])
-            let value = parts.count > 1 ? decodeComponent(parts[1]) : ""
-            if result[name] == nil { result[name] = value }
-        }
-        return result
-    }
-
-    private static func decodeComponent(_ part: Substring) -> String {
-        let plus = part.replacingOccurrences(of: "+", with: " ")
-        return plus.removingPercentEncoding ?? plus
-    }
-}

@@ -1,3 +1,4 @@
+import CMKEntra
 import Crypto
 import CryptoExtras
 import Foundation

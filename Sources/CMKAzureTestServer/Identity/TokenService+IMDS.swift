@@ -1,3 +1,4 @@
+import CMKEntra
 import Foundation
 
 extension TokenService {

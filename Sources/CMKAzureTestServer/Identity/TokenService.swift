@@ -1,3 +1,4 @@
+import CMKEntra
 import Crypto
 import Foundation
 import Synchronization
@@ -113,11 +114,9 @@ final class TokenService: Sendable {
             return AADError.missingCredential().response(status: 401)
         }
 
-        let resources = scope.split(separator: " ").map(String.init).filter { !["openid", "profile", "offline_access"].contains($0) }
-        guard resources.count == 1, let resource = resources.first, resource.hasSuffix("/.default") else {
+        guard let audience = OpenIDConfiguration.resource(ofScope: scope) else {
             return AADError.invalidScope(scope).response(status: 400)
         }
-        let audience = String(resource.dropLast("/.default".count))
         let issued = issue(audience: audience)
         return .json(200, TokenResponse(token_type: "Bearer", expires_in: issued.lifetime, ext_expires_in: issued.lifetime, access_token: issued.token))
     }
@@ -131,18 +130,7 @@ final class TokenService: Sendable {
 
     private func openIDConfiguration(tenant: String) -> ServerResponse {
         guard tenant == configuration.tenantID else { return AADError.tenantNotFound(tenant).response(status: 400) }
-        let base = "\(authorityURL)/\(tenant)"
-        let document: [String: String] = [
-            "token_endpoint": "\(base)/oauth2/v2.0/token",
-            "authorization_endpoint": "\(base)/oauth2/v2.0/authorize",
-            "device_authorization_endpoint": "\(base)/oauth2/v2.0/devicecode",
-            "end_session_endpoint": "\(base)/oauth2/v2.0/logout",
-            "jwks_uri": "\(base)/discovery/v2.0/keys",
-            "issuer": "\(base)/v2.0",
-            "tenant_region_scope": "WW",
-            "cloud_instance_name": "microsoftonline.com",
-        ]
-        return .json(200, document)
+        return .json(200, OpenIDConfiguration.document(authority: authorityURL, tenant: tenant))
     }
 
     private func instanceDiscovery() -> ServerResponse {

@@ -1,12 +1,12 @@
 import Dispatch
 import Foundation
 
-/// Runs a command to completion and collects what it printed.
-enum ProcessRunner {
-    struct Result {
-        var status: Int32
-        var output: Data
-        var errors: String
+/// Runs a command to completion and collects what it printed (for tests that run tools and scripts).
+public enum ProcessRunner {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var output: Data
+        public var errors: String
     }
 
     /// stderr as read by the background reader. `@unchecked Sendable` is safe: `data` is written
@@ -16,7 +16,7 @@ enum ProcessRunner {
         let done = DispatchSemaphore(value: 0)
     }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
