@@ -32,6 +32,13 @@ if ! python3 -c 'import azure.keyvault.keys, azure.identity, cryptography' 2>/de
         || python3 -m pip install -q --break-system-packages azure-keyvault-keys azure-identity cryptography
 fi
 
+# PyJWT with cryptography verifies the vault service's ES256 tokens against its JWKS (CMKIdentityTests).
+if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
+    echo "install-deps: pip install PyJWT cryptography (token interoperability check)"
+    python3 -m pip install -q PyJWT cryptography 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages PyJWT cryptography
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
     if [ -x /opt/swift/usr/bin/swift ]; then
         echo "install-deps: swift is at /opt/swift/usr/bin; add it to PATH"
