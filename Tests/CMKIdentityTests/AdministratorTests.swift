@@ -1,5 +1,6 @@
 import CMKIdentity
 import Foundation
+import GRDB
 import Glibc
 import Testing
 
@@ -24,6 +25,17 @@ import Testing
         let error = identityError { _ = try directory.store() }
         #expect(error?.code == .permissions)
         #expect(error?.detail.contains("chmod 600") == true)
+    }
+
+    @Test func aStoreFromANewerBuildIsRefusedUntouched() throws {
+        let directory = try StateDirectory()
+        let store = try directory.store()
+        let queue = try DatabaseQueue(path: store.path)
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 99") }
+        try queue.close()
+        let error = identityError { _ = try directory.store() }
+        #expect(error?.code == .misconfigured)
+        #expect(error?.detail.contains("schema version 99, newer than this build's (1)") == true)
     }
 
     @Test func theEleventhAdministratorIsRefused() throws {

@@ -1,3 +1,4 @@
+import CMKCore
 import Foundation
 import GRDB
 
@@ -80,8 +81,11 @@ extension IdentityStore {
             }
             try db.execute(sql: "INSERT INTO clients(client_id, role, name, created) VALUES (?, ?, ?, ?)",
                            arguments: [client.clientID, role.rawValue, name, now.timeIntervalSince1970])
+            CrashPoints.hit("identity.add-client.before-credential")
             try insertCredential(db, keyID: client.credentialID, clientID: client.clientID, name: "secret", secret: secret, start: now, end: nil)
+            CrashPoints.hit("identity.add-client.before-commit")
         }
+        CrashPoints.hit("identity.add-client.after-commit")
         return client
     }
 
