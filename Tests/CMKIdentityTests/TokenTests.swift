@@ -175,4 +175,37 @@ import Testing
         let corrupt = identityError { _ = try TokenSigningKeys(stateDirectory: s.directory.path) }
         #expect(corrupt?.code == .corrupt)
     }
+
+    /// Rotation as docs/vault-service.md describes it: the successor is published before it
+    /// signs, and the old key stays published for a token lifetime plus the leeway after.
+    @Test func aSuccessorIsPublishedBeforeItSignsAndItsPredecessorStaysForAnHour() throws {
+        let directory = try StateDirectory()
+        let old = P256.Signing.PrivateKey(), new = P256.Signing.PrivateKey()
+        let switchover = now + day
+        func entry(_ key: P256.Signing.PrivateKey, _ activates: Date) -> [String: Any] {
+            ["kid": JSONWebKey(key.publicKey).kid, "created": now.timeIntervalSince1970, "activates": activates.timeIntervalSince1970,
+             "d": Base64URL.encode(key.rawRepresentation)]
+        }
+        let file = try JSONSerialization.data(withJSONObject: ["version": 1, "keys": [entry(new, switchover), entry(old, now)]])
+        let path = directory.path + "/" + TokenSigningKeys.fileName
+        #expect(FileManager.default.createFile(atPath: path, contents: file, attributes: [.posixPermissions: 0o600]))
+        let keys = try TokenSigningKeys(stateDirectory: directory.path)
+        let oldKid = JSONWebKey(old.publicKey).kid, newKid = JSONWebKey(new.publicKey).kid
+        #expect(keys.signingKey(at: switchover - 1).kid == oldKid)
+        #expect(keys.keySet(at: now).keys.map(\.kid) == [oldKid, newKid])
+        #expect(keys.signingKey(at: switchover).kid == newKid)
+        #expect(keys.keySet(at: switchover + 3659).keys.map(\.kid) == [oldKid, newKid])
+        #expect(keys.keySet(at: switchover + 3660).keys.map(\.kid) == [newKid])
+
+        let store = try directory.store()
+        let service = TokenService(store: store, keys: keys, issuerBase: "https://vault.test")
+        let key = try store.addServicePrincipalCredential(displayName: "app", at: now)
+        let principal = try #require(try store.authenticate(clientID: store.tenant.servicePrincipalClientID, secret: key.secretText!, at: now).principal)
+        let last = try service.issue(for: principal, audience: audience, at: switchover - 1)
+        #expect(last.token.hasPrefix(Base64URL.encode(Data(#"{"alg":"ES256","kid":"\#(oldKid)""#.utf8)).dropLast(4)))
+        #expect(try service.verify(last.token, audience: audience, at: switchover + 3600 + 58).token != nil)
+        let first = try service.issue(for: principal, audience: audience, at: switchover)
+        #expect(try service.verify(first.token, audience: audience, at: switchover + 3600 + 59).token != nil)
+        #expect(try service.verify(first.token, audience: audience, at: switchover + 3600 + 60) == .refused(.expired))
+    }
 }
