@@ -35,7 +35,11 @@ let package = Package(
         .library(name: "CMKAudit", targets: ["CMKAudit"]),
         .library(name: "CMKDirectoryStorage", targets: ["CMKDirectoryStorage"]),
         .library(name: "CMKSQLiteStorage", targets: ["CMKSQLiteStorage"]),
+        .library(name: "CMKIdentity", targets: ["CMKIdentity"]),
         .executable(name: "cmkctl", targets: ["cmkctl"]),
+        .library(name: "CMKVaultService", targets: ["CMKVaultService"]),
+        .executable(name: "cmk-vault", targets: ["cmk-vault"]),
+        .library(name: "CMKTransparency", targets: ["CMKTransparency"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -47,6 +51,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // cmk-vault's HTTP server (its swift-configuration support is not used).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(
@@ -142,6 +149,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CMKAudit", dependencies: ["CMKCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // RFC 9162 Merkle tree, C2SP signed notes and checkpoints: the verifiable security log (docs/transparency.md).
+        .target(name: "CMKTransparency", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         .executableTarget(
             name: "cmk-crashtest",
             dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage"],
@@ -154,11 +163,35 @@ let package = Package(
                            .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strict
         ),
+        // The vault service's identity store (tenant, administrators, service-principal keys, platform
+        // identities) and its ES256 access tokens: shared by cmkctl and cmk-vault, no HTTP.
+        .target(
+            name: "CMKIdentity",
+            dependencies: ["CMKCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // One SQLite connection option Swift cannot set (sqlite3_db_config is variadic).
         .target(name: "CSQLiteConnection", dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
         .executableTarget(name: "cmkctl", dependencies: ["CMKCtl"], swiftSettings: strict),
         // The Microsoft identity platform's wire shapes (token errors, form bodies, discovery): cmk-vault and the Azure test server.
         .target(name: "CMKEntra", swiftSettings: strict),
+        // The customer's vault service: token endpoint, credentials and security-log API over HTTPS (docs/vault-service.md).
+        .target(
+            name: "CMKVaultService",
+            dependencies: [
+                "CMKCore", "CMKIdentity", "CMKConfiguration", "CMKSystemd", "CMKEntra",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "cmk-vault",
+            dependencies: ["CMKVaultService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
         // The benchmark program (`make bench`, `make bench-quick`; docs/performance.md). Not a test.
         .executableTarget(
             name: "cmk-bench",
@@ -172,12 +205,12 @@ let package = Package(
         .target(
             name: "CMKCtl",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKDaemon", "CMKLocalVault",
+                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKDaemon", "CMKLocalVault", "CMKIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CMKCtlTests", dependencies: ["CMKCtl", "CMKDaemon", "CMKSyncer", "CMKConfiguration", "CMKCore"], swiftSettings: strict),
+        .testTarget(name: "CMKCtlTests", dependencies: ["CMKCtl", "CMKDaemon", "CMKSyncer", "CMKConfiguration", "CMKCore", "CMKIdentity"], swiftSettings: strict),
         .testTarget(name: "CMKCoreTests", dependencies: ["CMKCore", "CMKTesting"], swiftSettings: strict),
         .testTarget(
             name: "CMKEnvelopeTests",
@@ -233,8 +266,26 @@ let package = Package(
             exclude: ["Scripts"],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "CMKVaultServiceTests",
+            dependencies: ["CMKVaultService", "CMKIdentity", "CMKConfiguration", "CMKTesting", "CMKAzureTestServer",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            exclude: ["Scripts"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "CMKConfigurationTests", dependencies: ["CMKConfiguration", "CMKCore"], swiftSettings: strict),
         .testTarget(name: "CMKAuditTests", dependencies: ["CMKAudit", "CMKCore"], swiftSettings: strict),
+        .testTarget(
+            name: "CMKTransparencyTests",
+            dependencies: ["CMKTransparency", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Scripts", "Vectors"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKIdentityTests",
+            dependencies: ["CMKIdentity", "CMKCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "CMKCrashTests",
             dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage"],

@@ -1,0 +1,107 @@
+import Foundation
+import Yams
+
+/// The configuration of `cmk-vault`, the customer's vault service (docs/vault-service.md): where it
+/// keeps its state, where it listens, its TLS certificate, its limits on hostile input and its
+/// logging. Read strictly, like the daemon's: an unknown key, a wrong type or a value out of range
+/// is refused with the key path and what is accepted (exit 78).
+///
+/// ```yaml
+/// public-url: https://vault.example.com:8443
+/// listen: systemd            # or 127.0.0.1:8443, [::1]:8443
+/// tls:
+///   certificate-credential: tls.crt
+///   key-credential: tls.key
+/// ```
+public struct VaultServiceConfiguration: Sendable, Hashable {
+    /// Where the service listens.
+    public enum Listen: Sendable, Hashable, CustomStringConvertible {
+        /// The one socket systemd passes (`cmk-vault.socket`, `sd_listen_fds(3)`).
+        case systemd
+        /// A TCP address bound by the service itself.
+        case address(host: String, port: Int)
+
+        public var description: String {
+            switch self {
+            case .systemd: "systemd"
+            case .address(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            }
+        }
+    }
+
+    /// A PEM file named by path or by systemd credential name (`LoadCredential=`).
+    public enum Source: Sendable, Hashable {
+        case file(String)
+        case credential(String)
+    }
+
+    /// `tls`: the service's certificate chain and private key (PEM), and the lowest TLS version accepted.
+    public struct TLS: Sendable, Hashable {
+        public var certificate: Source
+        public var key: Source
+        /// `tls.minimum-version`: `1.2` (default) or `1.3`.
+        public var minimumVersion: String = "1.2"
+    }
+
+    /// `limits`: bounds on what a client may send.
+    public struct Limits: Sendable, Hashable {
+        /// `limits.max-body-bytes`: larger request bodies are refused with 413 (default 64 KiB).
+        public var maxBodyBytes = 65_536
+        /// `limits.max-header-bytes`: the largest request head (default 16 KiB).
+        public var maxHeaderBytes = 16_384
+        /// `limits.max-page-size`: the most records one page of a listing holds (default 1,000).
+        public var maxPageSize = 1_000
+    }
+
+    /// `authentication`: how failed authentications are throttled.
+    public struct Authentication: Sendable, Hashable {
+        /// `authentication.failures-per-client`: failed attempts for one client id within the window before 429.
+        public var failuresPerClient = 10
+        /// `authentication.failures-per-address`: failed attempts from one source address within the window before 429.
+        public var failuresPerAddress = 30
+        /// `authentication.failure-window`: how long a failure counts (default 5m).
+        public var failureWindow: Duration = .seconds(300)
+    }
+
+    public static let defaultStateDirectory = "/var/lib/cmk-vault"
+    public static let defaultConfigurationPath = "/etc/cmk-vault/cmk-vault.yaml"
+    /// The keys of the top level.
+    public static let topLevelKeys = ["state-directory", "public-url", "listen", "tls", "limits", "authentication", "logging"]
+
+    /// The file read, absolute.
+    public var file: String
+    public var stateDirectory: String
+    /// `public-url`: the service's origin as clients reach it (`https://host[:port]`); token issuer
+    /// and discovery document addresses are built from it.
+    public var publicURL: String
+    public var listen: Listen
+    public var tls: TLS
+    public var limits: Limits
+    public var authentication: Authentication
+    public var logging: SyncerConfiguration.Logging
+
+    /// Reads and validates the file at `path` (the same access rule as the daemon's configuration).
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> VaultServiceConfiguration {
+        let text = try ConfigurationFile.text(at: path)
+        return try parse(yaml: text, file: path, environment: environment)
+    }
+
+    /// Validates configuration text; `file` names it in errors and is the base of relative paths.
+    public static func parse(yaml: String, file: String, environment: [String: String],
+                             workingDirectory: String = FileManager.default.currentDirectoryPath) throws(ConfigurationError) -> VaultServiceConfiguration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw SyncerConfiguration.syntaxError(error, file: file, yaml: yaml)
+        } catch {
+            throw ConfigurationError(.syntax, "is not valid YAML", file: file)
+        }
+        guard let root, !NodeReader.isNull(root) else {
+            throw ConfigurationError(.empty, "the file is empty: it needs at least public-url and tls (see config/cmk-vault.example.yaml)", file: file)
+        }
+        let absoluteFile = PathSyntax.normalise(file.hasPrefix("/") ? file : workingDirectory + "/" + file)
+        let decoder = VaultServiceDecoder(reader: NodeReader(file: file), file: absoluteFile, environment: environment, workingDirectory: workingDirectory)
+        return try decoder.decode(root)
+    }
+}

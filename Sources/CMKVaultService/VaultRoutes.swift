@@ -1,0 +1,239 @@
+import CMKEntra
+import CMKIdentity
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The routes of `cmk-vault` (docs/vault-service.md):
+///
+/// | route | who | what |
+/// |---|---|---|
+/// | `GET /{tenant}/v2.0/.well-known/openid-configuration` | anyone | the discovery document MSAL reads |
+/// | `GET /{tenant}/discovery/v2.0/keys` | anyone | the JWKS of the token-signing keys |
+/// | `POST /{tenant}/oauth2/v2.0/token` | anyone | client credentials → a 1-hour token |
+/// | `GET /v1.0/applications` | administrator | the service principal (Graph `application`) with its keys |
+/// | `GET /v1.0/applications/{appId}` | administrator | the same, by client id |
+/// | `POST /v1.0/applications/{appId}/addPassword` | administrator | a new key: its secret, once |
+/// | `POST /v1.0/applications/{appId}/removePassword` | administrator | revoke a key by `keyId` |
+/// | `POST /v1.0/me/replaceSecret` | administrator | the caller's own new secret, once |
+///
+/// Management routes take a bearer token whose audience is ``VaultRoutes/managementAudience``
+/// (the service's public URL); a missing or refused token is 401 with a `WWW-Authenticate`
+/// challenge naming the token authority and that resource.
+public struct VaultRoutes: Sendable {
+    public let store: IdentityStore
+    public let tokens: TokenService
+    public let throttle: FailureThrottle
+    public let events: any ServiceEventSink
+    /// `https://host[:port]`: the authority of tokens and the audience of the management API.
+    public let publicURL: String
+    /// The most records one page may hold.
+    public let maxPageSize: Int
+
+    public init(store: IdentityStore, tokens: TokenService, throttle: FailureThrottle, events: any ServiceEventSink, publicURL: String, maxPageSize: Int) {
+        self.store = store
+        self.tokens = tokens
+        self.throttle = throttle
+        self.events = events
+        self.publicURL = publicURL
+        self.maxPageSize = maxPageSize
+    }
+
+    /// The audience (resource) of the management API: the service's public URL.
+    public var managementAudience: String { publicURL }
+    var tenantID: String { store.tenant.tenantID }
+
+    /// Every route, under `router`.
+    public func register(on router: Router<VaultRequestContext>) {
+        router.get(":tenant/v2.0/.well-known/openid-configuration") { _, context in
+            let tenant = try context.parameters.require("tenant")
+            guard tenant == tenantID else { throw TokenEndpointError(status: .badRequest, error: .tenantNotFound(tenant)) }
+            return JSONResponse(value: OpenIDConfiguration.document(authority: publicURL, tenant: tenant))
+        }
+        router.get(":tenant/discovery/v2.0/keys") { _, context in
+            let tenant = try context.parameters.require("tenant")
+            guard tenant == tenantID else { throw TokenEndpointError(status: .badRequest, error: .tenantNotFound(tenant)) }
+            return JSONResponse(value: tokens.keys.keySet(at: Date()))
+        }
+        router.post(":tenant/oauth2/v2.0/token") { request, context in
+            try await token(request, context: context)
+        }
+        let management = router.group("v1.0").add(middleware: BearerAuthentication(routes: self, roles: [.administrator]))
+        management.get("applications") { _, _ in
+            JSONResponse(value: Listing(value: [try application()]))
+        }
+        management.get("applications/:appId") { _, context in
+            try requireApplication(context)
+            return JSONResponse(value: try application())
+        }
+        management.post("applications/:appId/addPassword") { request, context in
+            try requireApplication(context)
+            return try await addPassword(request, context: context)
+        }
+        management.post("applications/:appId/removePassword") { request, context in
+            try requireApplication(context)
+            return try await removePassword(request, context: context)
+        }
+        management.post("me/replaceSecret") { _, context in
+            try replaceOwnSecret(context: context)
+        }
+    }
+
+    // MARK: Token endpoint
+
+    struct TokenResponse: Encodable, Sendable {
+        var token_type = "Bearer"
+        var expires_in: Int
+        var ext_expires_in: Int
+        var access_token: String
+    }
+
+    func token(_ request: Request, context: VaultRequestContext) async throws -> JSONResponse<TokenResponse> {
+        let tenant = try context.parameters.require("tenant")
+        guard tenant == tenantID else { throw TokenEndpointError(status: .badRequest, error: .tenantNotFound(tenant)) }
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
+            throw TokenEndpointError(status: .badRequest, error: .invalidRequest("AADSTS900561: The endpoint only accepts POST requests with Content-Type application/x-www-form-urlencoded."))
+        }
+        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        let text = String(buffer: body)
+        if let repeated = FormEncoding.repeatedNames(text).first {
+            throw TokenEndpointError(status: .badRequest, error: .invalidRequest("AADSTS90014: The parameter '\(repeated)' is given more than once."))
+        }
+        let form = FormEncoding.decode(text)
+        guard let grant = form["grant_type"] else { throw TokenEndpointError(status: .badRequest, error: .missingParameter("grant_type")) }
+        guard grant == "client_credentials" else { throw TokenEndpointError(status: .badRequest, error: .unsupportedGrantType(grant)) }
+        guard let clientID = form["client_id"], !clientID.isEmpty else { throw TokenEndpointError(status: .badRequest, error: .missingParameter("client_id")) }
+        guard let scope = form["scope"] else { throw TokenEndpointError(status: .badRequest, error: .missingParameter("scope")) }
+        guard let secret = form["client_secret"] else { throw TokenEndpointError(status: .unauthorized, error: .missingCredential()) }
+        guard let audience = OpenIDConfiguration.resource(ofScope: scope) else { throw TokenEndpointError(status: .badRequest, error: .invalidScope(scope)) }
+
+        let client = String(clientID.prefix(64))
+        if let wait = throttle.retryAfter(clientID: client, address: context.remoteAddress) {
+            events.record(.authenticationThrottled(clientID: client, address: context.remoteAddress))
+            throw TokenEndpointError(status: .tooManyRequests, error: .throttled(retryAfter: wait), retryAfter: wait)
+        }
+        switch try store.authenticate(clientID: clientID, secret: secret) {
+        case .refused(let failure):
+            throttle.recordFailure(clientID: client, address: context.remoteAddress)
+            events.record(.authenticationFailed(clientID: client, reason: failure.rawValue, address: context.remoteAddress))
+            switch failure {
+            case .unknownClient: throw TokenEndpointError(status: .badRequest, error: .unknownClient(client, tenant: tenant))
+            case .credentialExpired: throw TokenEndpointError(status: .unauthorized, error: .expiredSecret(client))
+            case .wrongSecret, .credentialRevoked, .credentialNotYetValid: throw TokenEndpointError(status: .unauthorized, error: .invalidSecret(client))
+            }
+        case .authenticated(let principal):
+            let issued: AccessToken
+            do {
+                issued = try tokens.issue(for: principal, audience: audience)
+            } catch let error as IdentityError where error.code == .invalidAudience {
+                throw TokenEndpointError(status: .badRequest, error: .invalidScope(scope))
+            }
+            events.record(.tokenIssued(principal: principal, audience: audience, address: context.remoteAddress))
+            return JSONResponse(value: TokenResponse(expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.token))
+        }
+    }
+
+    // MARK: Service principal and its keys (Microsoft Graph shapes)
+
+    /// A Graph `application` reduced to what this service has.
+    struct Application: Encodable, Sendable {
+        var id: String
+        var appId: String
+        var displayName = "cmk-vault service principal"
+        var tenantId: String
+        var passwordCredentials: [PasswordCredential]
+    }
+
+    struct Listing<Item: Encodable & Sendable>: Encodable, Sendable {
+        var value: [Item]
+    }
+
+    func application() throws -> Application {
+        let spn = store.tenant.servicePrincipalClientID
+        return Application(id: spn, appId: spn, tenantId: tenantID, passwordCredentials: try store.servicePrincipalCredentials())
+    }
+
+    func requireApplication(_ context: VaultRequestContext) throws {
+        let appID = try context.parameters.require("appId")
+        guard appID == store.tenant.servicePrincipalClientID else {
+            throw ServiceError(.notFound, "Request_ResourceNotFound", "Resource '\(String(appID.prefix(64)))' does not exist: this tenant's one application is the service principal \(store.tenant.servicePrincipalClientID).")
+        }
+    }
+
+    struct AddPasswordRequest: Decodable {
+        struct Credential: Decodable {
+            var displayName: String?
+            var endDateTime: String?
+        }
+        var passwordCredential: Credential?
+    }
+
+    func addPassword(_ request: Request, context: VaultRequestContext) async throws -> JSONResponse<PasswordCredential> {
+        let body: AddPasswordRequest = try await StrictJSON.decode(AddPasswordRequest.self, from: request, context: context,
+                                                                  allowed: ["passwordCredential": ["displayName", "endDateTime"]])
+        guard let name = body.passwordCredential?.displayName else {
+            throw ServiceError.badRequest("passwordCredential.displayName is required: a name of 1-16 characters, unique among the live keys")
+        }
+        var end: Date?
+        if let text = body.passwordCredential?.endDateTime {
+            guard let date = GraphDate.parse(text) else {
+                throw ServiceError.badRequest("passwordCredential.endDateTime is not an ISO 8601 date and time such as 2027-12-05T00:00:00Z")
+            }
+            end = date
+        }
+        let created: PasswordCredential
+        do {
+            created = try store.addServicePrincipalCredential(displayName: name, endDateTime: end)
+        } catch let error as IdentityError {
+            throw Self.answer(error)
+        }
+        events.record(.credentialAdded(by: context.principal, keyID: created.keyId, name: created.displayName, address: context.remoteAddress))
+        return JSONResponse(value: created)
+    }
+
+    struct RemovePasswordRequest: Decodable {
+        var keyId: String?
+    }
+
+    func removePassword(_ request: Request, context: VaultRequestContext) async throws -> Response {
+        let body = try await StrictJSON.decode(RemovePasswordRequest.self, from: request, context: context, allowed: ["keyId": []])
+        guard let keyID = body.keyId else { throw ServiceError.badRequest("keyId is required: the id of the key to revoke (GET /v1.0/applications lists them)") }
+        do {
+            try store.revokeServicePrincipalCredential(keyID: keyID)
+        } catch let error as IdentityError {
+            throw Self.answer(error)
+        }
+        events.record(.credentialRevoked(by: context.principal, keyID: keyID, address: context.remoteAddress))
+        return Response(status: .noContent, headers: [.cacheControl: "no-store"])
+    }
+
+    struct ReplacedSecret: Encodable, Sendable {
+        var clientId: String
+        var secretText: String
+        var hint: String
+    }
+
+    func replaceOwnSecret(context: VaultRequestContext) throws -> JSONResponse<ReplacedSecret> {
+        guard let principal = context.principal else { throw ServiceError.forbidden("no caller") }
+        let replaced: NewClient
+        do {
+            replaced = try store.replaceAdministratorSecret(clientID: principal.clientID)
+        } catch let error as IdentityError {
+            throw Self.answer(error)
+        }
+        events.record(.administratorSecretReplaced(principal: principal, address: context.remoteAddress))
+        return JSONResponse(value: ReplacedSecret(clientId: replaced.clientID, secretText: replaced.secret.text, hint: replaced.secret.hint))
+    }
+
+    /// An identity-store refusal as an HTTP answer (its detail never holds a secret).
+    static func answer(_ error: IdentityError) -> ServiceError {
+        switch error.code {
+        case .invalidName, .invalidEndDate, .invalidHost: ServiceError(.badRequest, "BadParameter", error.detail)
+        case .duplicateName: ServiceError(.conflict, "Conflict", error.detail)
+        case .administratorLimit: ServiceError(.conflict, "LimitReached", error.detail)
+        case .notFound: ServiceError(.notFound, "Request_ResourceNotFound", error.detail)
+        default: ServiceError(.internalServerError, "InternalError", "the identity store failed (\(error.code)); see the service's journal")
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import CMKConfiguration
+import CMKIdentity
+import CMKSystemd
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOSSL
+
+/// `cmk-vault run`: opens the identity store and token keys in the state directory, reads the
+/// TLS certificate and key, and serves the routes until cancelled, telling systemd when it is
+/// ready and when it stops.
+public struct VaultServer: Sendable {
+    public let configuration: VaultServiceConfiguration
+    public let logger: Logger
+
+    public init(configuration: VaultServiceConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Why the service cannot start; `description` names the file or setting and the fix.
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+        /// `EX_CONFIG` (78) for a configuration the operator must fix, 1 otherwise.
+        public let exitCode: Int32
+    }
+
+    /// The routes over the state in `configuration.stateDirectory` (also used by tests in-process).
+    public func makeRoutes(events: (any ServiceEventSink)? = nil) throws -> VaultRoutes {
+        try Self.prepareStateDirectory(configuration.stateDirectory)
+        let store = try IdentityStore(stateDirectory: configuration.stateDirectory)
+        let keys = try TokenSigningKeys(stateDirectory: configuration.stateDirectory)
+        let tokens = TokenService(store: store, keys: keys, issuerBase: configuration.publicURL)
+        let auth = configuration.authentication
+        let throttle = FailureThrottle(limits: .init(perClient: auth.failuresPerClient, perAddress: auth.failuresPerAddress, window: auth.failureWindow))
+        return VaultRoutes(store: store, tokens: tokens, throttle: throttle, events: events ?? JournalEventSink(logger: logger),
+                           publicURL: configuration.publicURL, maxPageSize: configuration.limits.maxPageSize)
+    }
+
+    /// Serves until the task is cancelled.
+    public func run(environment: [String: String] = ProcessInfo.processInfo.environment,
+                    onListening: @Sendable @escaping (SocketAddress?) async -> Void = { _ in }) async throws {
+        let tls = try loadTLS(environment: environment)
+        let endpoint = try listenEndpoint()
+        let routes = try makeRoutes()
+        let router = Router(context: VaultRequestContext.self)
+        routes.register(on: router)
+        let listener = HTTPSListener(endpoint: endpoint, tls: tls, maxBodyBytes: configuration.limits.maxBodyBytes,
+                                     maxHeaderBytes: configuration.limits.maxHeaderBytes, logger: logger)
+        let notifier = SystemdNotifier()
+        let logger = self.logger, tenant = routes.tenantID, publicURL = configuration.publicURL
+        try await listener.run(router: router) { address in
+            logger.notice("The vault service is listening.", metadata: [
+                "message_id": .string(VaultMessageID.listening), "cmk_address": .string(address.map { "\($0)" } ?? "systemd socket"),
+                "cmk_tenant": .string(tenant), "cmk_public_url": .string(publicURL),
+            ])
+            notifier.ready(status: "serving tenant \(tenant) at \(publicURL)")
+            await onListening(address)
+        }
+        notifier.stopping(status: "stopping")
+    }
+
+    func listenEndpoint() throws -> HTTPSListener.Endpoint {
+        switch configuration.listen {
+        case .address(let host, let port):
+            return .address(host: host, port: port)
+        case .systemd:
+            let sockets = SocketActivation.listeningStreamSockets()
+            guard sockets.count == 1 else {
+                throw StartError(description: "listen: systemd, but \(sockets.isEmpty ? "no listening socket was passed" : "\(sockets.count) sockets were passed"): start cmk-vault through cmk-vault.socket, or set listen: HOST:PORT in \(configuration.file)", exitCode: 78)
+            }
+            return .inherited(sockets[0])
+        }
+    }
+
+    func loadTLS(environment: [String: String]) throws -> TLSConfiguration {
+        let certificate = try read(configuration.tls.certificate, what: "tls certificate", private: false, environment: environment)
+        var key = try read(configuration.tls.key, what: "tls key", private: true, environment: environment)
+        defer { for index in key.indices { key[index] = 0 } }
+        do {
+            return try HTTPSListener.tlsConfiguration(certificateChainPEM: certificate, privateKeyPEM: key, minimumVersion: configuration.tls.minimumVersion)
+        } catch {
+            throw StartError(description: "tls: the certificate chain or private key is not valid PEM, or they do not belong together (\(type(of: error))): \(describe(configuration.tls.certificate)), \(describe(configuration.tls.key))", exitCode: 78)
+        }
+    }
+
+    private func describe(_ source: VaultServiceConfiguration.Source) -> String {
+        switch source {
+        case .file(let path): path
+        case .credential(let name): "credential \(name)"
+        }
+    }
+
+    /// The bytes of a PEM file or credential. A private key's file must be private to the
+    /// service's user (no group or other access); a credential is systemd's, already private.
+    private func read(_ source: VaultServiceConfiguration.Source, what: String, private isPrivate: Bool, environment: [String: String]) throws -> [UInt8] {
+        let path: String
+        switch source {
+        case .file(let file):
+            path = file
+        case .credential(let name):
+            guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
+                throw StartError(description: "\(what) is the systemd credential '\(name)' but CREDENTIALS_DIRECTORY is not set: add LoadCredential=\(name):<path> to the unit", exitCode: 78)
+            }
+            path = directory + "/" + name
+        }
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw StartError(description: "\(what): \(path) cannot be read: \(String(cString: strerror(errno)))", exitCode: 78)
+        }
+        if isPrivate, case .file = source, info.st_mode & 0o077 != 0 {
+            throw StartError(description: "\(what): \(path) is readable or writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it", exitCode: 78)
+        }
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+            throw StartError(description: "\(what): \(path) cannot be read, or is larger than 1 MiB", exitCode: 78)
+        }
+        return [UInt8](data)
+    }
+
+    /// Creates the state directory (0700) when missing; refuses one others can enter.
+    static func prepareStateDirectory(_ path: String) throws {
+        var info = stat()
+        if stat(path, &info) != 0 {
+            guard errno == ENOENT else { throw StartError(description: "state-directory: \(path): \(String(cString: strerror(errno)))", exitCode: 1) }
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StartError(description: "state-directory: \(path) cannot be created: \(error.localizedDescription)", exitCode: 1)
+            }
+            return
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw StartError(description: "state-directory: \(path) is not a directory", exitCode: 78) }
+        guard info.st_mode & 0o077 == 0 else {
+            throw StartError(description: "state-directory: \(path) is open to group or others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 700 it", exitCode: 78)
+        }
+    }
+}
+
+/// MESSAGE_IDs of `cmk-vault` (systemd/cmk-vault.catalog).
+public enum VaultMessageID {
+    public static let listening = "3f0a3a8a9c7f4b5e8d2c6e1b7a4f9d21"
+    public static let configurationInvalid = "b2e6f4c1d8a94e3f9a7c5d2e1f0b8a63"
+    public static let startFailed = "c9d1e7f3a5b24c8e9f6a3d1b7e5c2f40"
+    public static let event = "e4a7c2f9b1d84e6a8c3f5b9d2e7a1c06"
+}

@@ -1,0 +1,5 @@
+import CMKConfiguration
+import Testing
+
+@Suite("cmk-vault configuration")
+struct VaultServiceConfigurationTests {}

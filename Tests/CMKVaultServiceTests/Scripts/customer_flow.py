@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""The customer's side of cmk-vault, driven by Microsoft's own client library.
+
+Run by VaultServiceProcessTests against a real cmk-vault over TLS on loopback. Uses
+azure-identity's ClientSecretCredential (authority pointed at the service, instance discovery
+off) for every token and PyJWT to verify tokens against the service's JWKS. Prints one JSON
+object of observations; the Swift test asserts on them. Exit 3 when a package is missing.
+"""
+import json
+import os
+import ssl
+import sys
+import urllib.error
+import urllib.request
+
+try:
+    import jwt
+    from azure.identity import ClientSecretCredential
+    from azure.core.exceptions import ClientAuthenticationError
+except ImportError as error:  # the Swift test turns this into a failure with the install hint
+    print(json.dumps({"missing": str(error)}))
+    sys.exit(3)
+
+URL = os.environ["VAULT_URL"]
+TENANT = os.environ["VAULT_TENANT"]
+CA = os.environ["VAULT_CA_FILE"]
+CONTEXT = ssl.create_default_context(cafile=CA)
+out = {}
+
+
+def credential(client_id, secret):
+    return ClientSecretCredential(TENANT, client_id, secret, authority=URL, disable_instance_discovery=True, connection_verify=CA)
+
+
+def token(client_id, secret):
+    return credential(client_id, secret).get_token(URL + "/.default").token
+
+
+def token_error(client_id, secret):
+    """The identity platform's error for a refused sign-in: (AADSTS code, message excerpt)."""
+    try:
+        token(client_id, secret)
+        return None
+    except ClientAuthenticationError as error:
+        text = str(error)
+        code = next((word.strip(":") for word in text.split() if word.startswith("AADSTS")), None)
+        return code
+
+
+def call(method, path, bearer=None, body=None, raw=None, content_type="application/json"):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Content-Type": content_type}
+    if bearer:
+        headers["Authorization"] = "Bearer " + bearer
+    request = urllib.request.Request(URL + path, method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=CONTEXT) as response:
+            text = response.read().decode()
+            return response.status, (json.loads(text) if text else None), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        text = error.read().decode()
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = text
+        return error.code, parsed, dict(error.headers)
+
+
+def claims(raw):
+    discovery = call("GET", f"/{TENANT}/v2.0/.well-known/openid-configuration")[1]
+    jwks = call("GET", discovery["jwks_uri"][len(URL):])[1]
+    header = jwt.get_unverified_header(raw)
+    key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+    return jwt.decode(raw, jwt.PyJWK(key).key, algorithms=["ES256"], audience=URL, issuer=discovery["issuer"])
+
+
+admin_id, admin_secret = os.environ["ADMIN_CLIENT_ID"], os.environ["ADMIN_SECRET"]
+admin = token(admin_id, admin_secret)
+admin_claims = claims(admin)
+out["admin_roles"] = admin_claims["roles"]
+out["admin_lifetime"] = admin_claims["exp"] - admin_claims["iat"]
+out["admin_tid"] = admin_claims["tid"]
+
+status, body, _ = call("GET", "/v1.0/applications", admin)
+out["applications_status"] = status
+app = body["value"][0]["appId"]
+out["app_id"] = app
+
+status, created, _ = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "prod-hsm"}})
+out["add_status"] = status
+out["add_fields"] = sorted(created.keys())
+out["hint_matches"] = created["hint"] == created["secretText"][:3]
+out["secret_length"] = len(created["secretText"])
+out["duplicate"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "prod-hsm"}})[:2]
+out["too_long"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "x" * 17}})[:2]
+out["unknown_field"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "y", "secretText": "mine"}})[:2]
+out["too_far"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "far", "endDateTime": "2099-01-01T00:00:00Z"}})[:2]
+out["not_json"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, raw=b"{not json")[:2]
+status, listing, _ = call("GET", "/v1.0/applications", admin)
+keys = listing["value"][0]["passwordCredentials"]
+out["listed_fields"] = sorted(next(k for k in keys if k["keyId"] == created["keyId"]).keys())
+
+principal = token(app, created["secretText"])
+principal_claims = claims(principal)
+out["principal_roles"] = principal_claims["roles"]
+out["principal_cred"] = principal_claims["cred"] == created["keyId"]
+out["principal_on_admin_route_before"] = call("GET", "/v1.0/applications", principal)[0]
+out["no_token"] = call("GET", "/v1.0/applications")[:2]
+out["no_token_challenge"] = call("GET", "/v1.0/applications")[2].get("WWW-Authenticate") or call("GET", "/v1.0/applications")[2].get("Www-Authenticate")
+out["tampered"] = call("GET", "/v1.0/applications", admin[:-4] + ("AAAA" if not admin.endswith("AAAA") else "BBBB"))[0]
+
+out["revoke_status"] = call("POST", f"/v1.0/applications/{app}/removePassword", admin, {"keyId": created["keyId"]})[0]
+out["principal_on_admin_route_after"] = call("GET", "/v1.0/applications", principal)[:2]
+out["revoked_secret"] = token_error(app, created["secretText"])
+out["revoke_again"] = call("POST", f"/v1.0/applications/{app}/removePassword", admin, {"keyId": created["keyId"]})[0]
+
+out["expired_secret"] = token_error(app, os.environ["EXPIRED_SECRET"])
+out["wrong_secret"] = token_error(admin_id, "not-the-secret")
+out["unknown_client"] = token_error("00000000-0000-0000-0000-000000000000", "x")
+
+# The failure throttle: VAULT_FAILURES_PER_CLIENT wrong secrets for one client, then 429.
+victim = os.environ["THROTTLE_CLIENT_ID"]
+form = f"grant_type=client_credentials&client_id={victim}&client_secret=wrong&scope={URL}/.default".encode()
+statuses = [call("POST", f"/{TENANT}/oauth2/v2.0/token", raw=form, content_type="application/x-www-form-urlencoded")
+            for _ in range(int(os.environ["VAULT_FAILURES_PER_CLIENT"]) + 1)]
+out["throttle_statuses"] = [s[0] for s in statuses]
+out["throttle_retry_after"] = statuses[-1][2].get("Retry-After")
+out["throttle_error"] = statuses[-1][1].get("error") if isinstance(statuses[-1][1], dict) else None
+print(json.dumps(out))

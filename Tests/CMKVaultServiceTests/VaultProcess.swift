@@ -1,0 +1,152 @@
+import CMKAzureTestServer
+import Foundation
+import Testing
+
+/// A `cmk-vault` process for one test: a throw-away CA, a state directory, a configuration on a
+/// free loopback port, the log in a file; `cmkctl` and Python scripts run against it.
+final class VaultProcess {
+    let root: String
+    let state: String
+    let config: String
+    let port: Int
+    let ca: TestCertificateAuthority
+    let process: Process
+    var url: String { "https://127.0.0.1:\(port)" }
+    var log: String { (try? String(contentsOfFile: root + "/vault.log", encoding: .utf8)) ?? "" }
+
+    /// The built executables (`CMK_TEST_BIN_DIRECTORY` runs another build's).
+    static let binDirectory: String = {
+        if let other = ProcessInfo.processInfo.environment["CMK_TEST_BIN_DIRECTORY"], !other.isEmpty { return other }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var directory = (exe as NSString).deletingLastPathComponent
+        while directory.contains(".xctest") { directory = (directory as NSString).deletingLastPathComponent }
+        return directory
+    }()
+
+    static func binary(_ name: String) throws -> String {
+        let path = binDirectory + "/" + name
+        try #require(FileManager.default.isExecutableFile(atPath: path), "\(path) is missing: swift build --build-tests builds it")
+        return path
+    }
+
+    /// Starts the service and waits until it says it is listening (30 s at most).
+    static func start(failuresPerClient: Int = 10, extra: String = "") throws -> VaultProcess {
+        let ca = try TestCertificateAuthority.make()
+        let root = NSTemporaryDirectory() + "cmk-vault-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let port = try freePort()
+        let config = root + "/cmk-vault.yaml"
+        try """
+            state-directory: \(root)/state
+            public-url: https://127.0.0.1:\(port)
+            listen: 127.0.0.1:\(port)
+            tls:
+              certificate-file: \(ca.server.certificatePath)
+              key-file: \(ca.server.privateKeyPath)
+            authentication: {failures-per-client: \(failuresPerClient), failure-window: 5m}
+            logging: {format: text, level: info}
+            \(extra)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(config, 0o600)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary("cmk-vault"))
+        process.arguments = ["run", "--config", config]
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM", "CREDENTIALS_DIRECTORY"] { environment[name] = nil }
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: root + "/vault.log", contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/vault.log"))
+        process.standardError = process.standardOutput
+        try process.run()
+        let vault = VaultProcess(root: root, config: config, port: port, ca: ca, process: process)
+        let deadline = Date().addingTimeInterval(30)
+        while !vault.log.contains("The vault service is listening."), process.isRunning, Date() < deadline { usleep(50_000) }
+        guard vault.log.contains("The vault service is listening.") else {
+            vault.stop()
+            throw VaultTestError("cmk-vault did not start listening (running: \(process.isRunning)); log:\n\(vault.log)")
+        }
+        return vault
+    }
+
+    private init(root: String, config: String, port: Int, ca: TestCertificateAuthority, process: Process) {
+        self.root = root
+        state = root + "/state"
+        self.config = config
+        self.port = port
+        self.ca = ca
+        self.process = process
+    }
+
+    /// `cmkctl ARGS --vault-state STATE`, which must exit 0; its JSON output.
+    func ctl(_ arguments: [String]) throws -> [String: Any] {
+        let run = try ProcessRunner.run(try Self.binary("cmkctl"), arguments + ["--vault-state", state])
+        guard run.status == 0 else { throw VaultTestError("cmkctl \(arguments.joined(separator: " ")): exit \(run.status): \(run.errors)") }
+        guard let object = try? JSONSerialization.jsonObject(with: run.output) as? [String: Any] else {
+            throw VaultTestError("cmkctl \(arguments.joined(separator: " ")) printed no JSON object: \(String(decoding: run.output, as: UTF8.self))")
+        }
+        return object
+    }
+
+    /// Runs `Scripts/NAME` with python3 and the service's address; its JSON output. A missing
+    /// package is a failure naming scripts/install-deps.sh, never a skip.
+    func python(_ name: String, _ environment: [String: String]) throws -> [String: Any] {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/" + name).path
+        var merged = ProcessInfo.processInfo.environment
+        merged["VAULT_URL"] = url
+        merged["VAULT_CA_FILE"] = ca.caCertificatePath
+        merged["VAULT_TENANT"] = try tenantID()
+        for (key, value) in environment { merged[key] = value }
+        let run = try ProcessRunner.run("/usr/bin/env", ["python3", script], environment: merged)
+        let result = (try? JSONSerialization.jsonObject(with: run.output)) as? [String: Any] ?? [:]
+        if run.status == 3 { throw VaultTestError("python3 lacks \(result["missing"] ?? "a package"): run scripts/install-deps.sh (azure-identity, PyJWT, cryptography)") }
+        guard run.status == 0 else {
+            throw VaultTestError("\(name) failed (exit \(run.status)): \(run.errors.suffix(3000))\nservice log:\n\(log.suffix(3000))")
+        }
+        return result
+    }
+
+    /// The tenant id, from the listening line.
+    func tenantID() throws -> String {
+        guard let range = log.range(of: "cmk_tenant=") else { throw VaultTestError("no tenant in the log:\n\(log)") }
+        return String(log[range.upperBound...].prefix(36))
+    }
+
+    /// SIGTERM; the exit status, or nil if still running after 15 s.
+    func terminate() -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        ca.remove()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw VaultTestError("no free port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct VaultTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
