@@ -24,7 +24,8 @@ public struct CMKCtlCommand: AsyncParsableCommand {
             Shell completions: cmkctl --generate-completion-script bash|zsh|fish
             """,
         version: CMKVersion.current,
-        subcommands: [StatusCommand.self, SyncCommand.self, KeysCommand.self, AccountsCommand.self, DataCommand.self, AuditCommand.self])
+        subcommands: [StatusCommand.self, SyncCommand.self, KeysCommand.self, AccountsCommand.self, DataCommand.self, AuditCommand.self,
+                      AdminsCommand.self, IdentitiesCommand.self])
 
     public init() {}
 
