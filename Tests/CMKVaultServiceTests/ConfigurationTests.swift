@@ -1,5 +1,91 @@
+import CMKAzureTestServer
 import CMKConfiguration
+import Foundation
 import Testing
 
+/// The smallest valid configuration.
+private let minimalYAML = """
+    public-url: https://vault.example.com:8443
+    tls: {certificate-credential: tls.crt, key-credential: tls.key}
+    """
+
+/// A configuration with one mistake, the key path the error must name and a phrase it must hold.
+struct MistakeCase: Sendable, CustomTestStringConvertible {
+    let yaml: String
+    let key: String
+    let phrase: String
+    init(_ yaml: String, _ key: String, _ phrase: String) {
+        self.yaml = yaml
+        self.key = key
+        self.phrase = phrase
+    }
+    var testDescription: String { "\(key): \(phrase)" }
+}
+
+private let mistakeCases: [MistakeCase] = [
+    MistakeCase("\(minimalYAML)\nlisten: 8443", "listen", "accepted: systemd"),
+    MistakeCase("\(minimalYAML)\nlisten: localhost:70000", "listen", "1 to 65535"),
+    MistakeCase("\(minimalYAML)\nlimts: {}", "limts", "did you mean 'limits'"),
+    MistakeCase("\(minimalYAML)\nlimits: {max-body-bytes: 10}", "limits.max-body-bytes", "accepted: 1024 to 1048576"),
+    MistakeCase("\(minimalYAML)\nauthentication: {failure-window: 1s}", "authentication.failure-window", "10s to 24h"),
+    MistakeCase("public-url: http://vault.example.com\ntls: {certificate-file: a, key-file: b}", "public-url", "https"),
+    MistakeCase("public-url: https://vault.example.com/path\ntls: {certificate-file: a, key-file: b}", "public-url", "no path"),
+    MistakeCase("public-url: https://v.example\ntls: {certificate-file: a}", "tls", "key-file"),
+    MistakeCase("public-url: https://v.example\ntls: {certificate-file: a, certificate-credential: b, key-file: c}", "tls.certificate-credential", "both set"),
+    MistakeCase("public-url: https://v.example\ntls: {certificate-file: a, key-file: c, password: x}", "tls.password", "secrets are never read"),
+    MistakeCase("public-url: https://v.example\ntls: {certificate-file: a, key-file: c, minimum-version: '1.1'}", "tls.minimum-version", "accepted: 1.2, 1.3"),
+    MistakeCase("tls: {certificate-file: a, key-file: c}", "public-url", "is required"),
+]
+
+/// `cmk-vault`'s configuration is read as strictly as the daemon's: every mistake names the key
+/// path and what is accepted.
 @Suite("cmk-vault configuration")
-struct VaultServiceConfigurationTests {}
+struct VaultServiceConfigurationTests {
+    func parse(_ yaml: String, environment: [String: String] = [:]) throws(ConfigurationError) -> VaultServiceConfiguration {
+        try VaultServiceConfiguration.parse(yaml: yaml, file: "/etc/cmk-vault/cmk-vault.yaml", environment: environment)
+    }
+
+    @Test("the minimal file: systemd socket, defaults for limits, throttle and logging; $STATE_DIRECTORY as the state")
+    func minimal() throws {
+        let configuration = try parse(minimalYAML, environment: ["STATE_DIRECTORY": "/var/lib/cmk-vault"])
+        #expect(configuration.listen == .systemd)
+        #expect(configuration.publicURL == "https://vault.example.com:8443")
+        #expect(configuration.tls.certificate == .credential("tls.crt") && configuration.tls.key == .credential("tls.key"))
+        #expect(configuration.tls.minimumVersion == "1.2")
+        #expect(configuration.limits.maxBodyBytes == 65_536 && configuration.limits.maxPageSize == 1_000)
+        #expect(configuration.authentication.failuresPerClient == 10 && configuration.authentication.failureWindow == .seconds(300))
+        #expect(configuration.stateDirectory == "/var/lib/cmk-vault")
+    }
+
+    @Test("listen: IPv4 and bracketed IPv6 addresses")
+    func addresses() throws {
+        #expect(try parse(minimalYAML + "\nlisten: 127.0.0.1:8443").listen == .address(host: "127.0.0.1", port: 8443))
+        #expect(try parse(minimalYAML + "\nlisten: '[::1]:9443'").listen == .address(host: "::1", port: 9443))
+    }
+
+    @Test("mistakes name the key and what is accepted", arguments: mistakeCases)
+    func mistakes(_ mistake: MistakeCase) {
+        do {
+            _ = try parse(mistake.yaml)
+            Issue.record("accepted: \(mistake.yaml)")
+        } catch {
+            #expect(error.keyPath == mistake.key, "\(error)")
+            #expect("\(error)".contains(mistake.phrase), "\(error)")
+        }
+    }
+    @Test("cmk-vault check-config: 0 for a valid file, 78 naming the key for an unknown one")
+    func checkConfig() throws {
+        let root = NSTemporaryDirectory() + "cmk-vault-cfg-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let binary = try VaultProcess.binary("cmk-vault")
+        try minimalYAML.write(toFile: root + "/good.yaml", atomically: true, encoding: .utf8)
+        try (minimalYAML + "\nlisten-address: 1.2.3.4:1").write(toFile: root + "/bad.yaml", atomically: true, encoding: .utf8)
+        for file in ["good.yaml", "bad.yaml"] { chmod(root + "/" + file, 0o600) }
+        let good = try ProcessRunner.run(binary, ["check-config", "--config", root + "/good.yaml"])
+        #expect(good.status == 0, "\(good.errors)")
+        let bad = try ProcessRunner.run(binary, ["check-config", "--config", root + "/bad.yaml"])
+        #expect(bad.status == 78)
+        #expect(bad.errors.contains("listen-address") && bad.errors.contains("unknown key"), "\(bad.errors)")
+    }
+}
