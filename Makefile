@@ -2,7 +2,7 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build deps test run demo clean release deb test-deb bench bench-quick
+.PHONY: all build deps test run run-vault demo clean release deb test-deb bench bench-quick
 
 all: build
 
@@ -23,6 +23,11 @@ test: deps
 # Runs the daemon in the foreground on the embedded default (./.cmk-demo).
 run:
 	@bash scripts/run-embedded.sh
+
+# Runs cmk-vault, the customer's vault service, on https://127.0.0.1:8443 with a throw-away CA
+# under ./.cmk-demo/vault (docs/vault-service.md). `make run` does not need it.
+run-vault:
+	@bash scripts/run-vault.sh
 
 # A narrated tour on a throw-away embedded setup.
 demo: deps

@@ -51,6 +51,9 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
         public var maxHeaderBytes = 16_384
         /// `limits.max-page-size`: the most records one page of a listing holds (default 1,000).
         public var maxPageSize = 1_000
+
+        /// The defaults.
+        public init() {}
     }
 
     /// `authentication`: how failed authentications are throttled.
@@ -61,6 +64,9 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
         public var failuresPerAddress = 30
         /// `authentication.failure-window`: how long a failure counts (default 5m).
         public var failureWindow: Duration = .seconds(300)
+
+        /// The defaults.
+        public init() {}
     }
 
     public static let defaultStateDirectory = "/var/lib/cmk-vault"

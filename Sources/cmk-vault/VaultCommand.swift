@@ -39,6 +39,12 @@ struct Run: AsyncParsableCommand {
             configuration = try VaultServiceConfiguration.load(path: options.config, environment: environment)
         } catch {
             _ = StandardError.write("cmk-vault: invalid configuration: \(error)\n")
+            if JournalLogHandler.stderrIsJournal() {
+                var metadata: Logger.Metadata = ["message_id": .string(VaultMessageID.configurationInvalid), "error": "\(error)", "config": .string(options.config)]
+                if let key = error.keyPath { metadata["cmk_config_key"] = .string(key) }
+                Logger(label: "cmk-vault", factory: { _ in JournalLogHandler(identifier: "cmk-vault") })
+                    .critical("Invalid configuration; not starting.", metadata: metadata)
+            }
             SystemdNotifier().errno(EINVAL, status: "invalid configuration: \(error)")
             throw ExitCode(78)
         }

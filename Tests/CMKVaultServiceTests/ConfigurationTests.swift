@@ -1,5 +1,6 @@
 import CMKAzureTestServer
 import CMKConfiguration
+import CMKVaultService
 import Foundation
 import Testing
 
@@ -87,5 +88,27 @@ struct VaultServiceConfigurationTests {
         let bad = try ProcessRunner.run(binary, ["check-config", "--config", root + "/bad.yaml"])
         #expect(bad.status == 78)
         #expect(bad.errors.contains("listen-address") && bad.errors.contains("unknown key"), "\(bad.errors)")
+    }
+}
+
+@Suite("cmk-vault shipped files")
+struct VaultShippedFilesTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    @Test("config/cmk-vault.example.yaml is valid and spells out the defaults")
+    func example() throws {
+        let text = try String(contentsOfFile: Self.root + "/config/cmk-vault.example.yaml", encoding: .utf8)
+        let configuration = try VaultServiceConfiguration.parse(yaml: text, file: "/etc/cmk-vault/cmk-vault.yaml", environment: [:])
+        #expect(configuration.listen == .systemd)
+        #expect(configuration.limits == VaultServiceConfiguration.Limits())
+        #expect(configuration.authentication == VaultServiceConfiguration.Authentication())
+    }
+
+    @Test("the catalog has one entry per MESSAGE_ID the service logs")
+    func catalog() throws {
+        let text = try String(contentsOfFile: Self.root + "/systemd/cmk-vault.catalog", encoding: .utf8)
+        let ids = [VaultMessageID.listening, VaultMessageID.configurationInvalid, VaultMessageID.startFailed, VaultMessageID.event]
+        for id in ids { #expect(text.contains("-- \(id)\n"), "no catalog entry for \(id)") }
+        #expect(text.components(separatedBy: "\n-- ").count - 1 == ids.count)
     }
 }
