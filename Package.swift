@@ -151,6 +151,12 @@ let package = Package(
         .target(name: "CMKAudit", dependencies: ["CMKCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // RFC 9162 Merkle tree, C2SP signed notes and checkpoints: the verifiable security log (docs/transparency.md).
         .target(name: "CMKTransparency", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // The vault service's security log: records and Merkle nodes in SQLite, signed checkpoints (docs/vault-service.md).
+        .target(
+            name: "CMKVaultLog",
+            dependencies: ["CMKTransparency", "CMKCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "cmk-crashtest",
             dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage"],
@@ -279,6 +285,11 @@ let package = Package(
             name: "CMKTransparencyTests",
             dependencies: ["CMKTransparency", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Scripts", "Vectors"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKVaultLogTests",
+            dependencies: ["CMKVaultLog", "CMKTransparency", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .testTarget(
