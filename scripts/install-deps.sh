@@ -39,6 +39,14 @@ if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
         || python3 -m pip install -q --break-system-packages PyJWT cryptography
 fi
 
+# openapi-spec-validator (with jsonschema and PyYAML) checks docs/openapi/cmk-vault.yaml and the
+# vault service's answers against it (CMKVaultServiceTests).
+if ! python3 -c 'import openapi_spec_validator, jsonschema, yaml' 2>/dev/null; then
+    echo "install-deps: pip install openapi-spec-validator jsonschema PyYAML (OpenAPI document checks)"
+    python3 -m pip install -q openapi-spec-validator jsonschema PyYAML 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages openapi-spec-validator jsonschema PyYAML
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
     if [ -x /opt/swift/usr/bin/swift ]; then
         echo "install-deps: swift is at /opt/swift/usr/bin; add it to PATH"

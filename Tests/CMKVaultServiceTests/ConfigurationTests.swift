@@ -112,3 +112,21 @@ struct VaultShippedFilesTests {
         #expect(text.components(separatedBy: "\n-- ").count - 1 == ids.count)
     }
 }
+
+@Suite("cmk-vault OpenAPI document")
+struct VaultOpenAPITests {
+    @Test("docs/openapi/cmk-vault.yaml is a valid OpenAPI 3.1 document (openapi-spec-validator)")
+    func valid() throws {
+        let path = VaultShippedFilesTests.root + "/docs/openapi/cmk-vault.yaml"
+        let run = try ProcessRunner.run("/usr/bin/env", ["python3", "-c", """
+            import sys, yaml
+            from openapi_spec_validator import validate
+            document = yaml.safe_load(open(sys.argv[1]))
+            assert document["openapi"].startswith("3.1"), document["openapi"]
+            validate(document)
+            print(len(document["paths"]))
+            """, path])
+        #expect(run.status == 0, "openapi-spec-validator: \(run.errors) (scripts/install-deps.sh installs it)")
+        #expect(Int(String(decoding: run.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 8)
+    }
+}

@@ -95,6 +95,7 @@ final class VaultProcess {
         merged["VAULT_URL"] = url
         merged["VAULT_CA_FILE"] = ca.caCertificatePath
         merged["VAULT_TENANT"] = try tenantID()
+        merged["VAULT_OPENAPI"] = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/openapi/cmk-vault.yaml").standardized.path
         for (key, value) in environment { merged[key] = value }
         let run = try ProcessRunner.run("/usr/bin/env", ["python3", script], environment: merged)
         let result = (try? JSONSerialization.jsonObject(with: run.output)) as? [String: Any] ?? [:]

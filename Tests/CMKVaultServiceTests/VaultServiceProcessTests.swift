@@ -59,6 +59,8 @@ struct VaultServiceProcessTests {
         #expect(result["unknown_client"] as? String == "AADSTS700016")
         #expect(result["throttle_statuses"] as? [Int] == [401, 401, 401, 401, 429], "\(result["throttle_statuses"] ?? "")")
         #expect(Int(result["throttle_retry_after"] as? String ?? "") ?? 0 > 0)
+        #expect(result["openapi_checked"] as? Int == 6)
+        #expect((result["openapi_conformance"] as? [String])?.isEmpty == true, "answers that do not match docs/openapi/cmk-vault.yaml: \(result["openapi_conformance"] ?? "")")
 
         // Nothing the service stored or logged holds a secret.
         let secrets = [admin["secret"], victim["secret"], expired.secretText].compactMap { $0 as? String }

@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 
 try:
+    import jsonschema
+    import yaml
     import jwt
     from azure.identity import ClientSecretCredential
     from azure.core.exceptions import ClientAuthenticationError
@@ -74,6 +76,35 @@ def claims(raw):
     return jwt.decode(raw, jwt.PyJWK(key).key, algorithms=["ES256"], audience=URL, issuer=discovery["issuer"])
 
 
+SPEC = yaml.safe_load(open(os.environ["VAULT_OPENAPI"]))
+
+
+def resolve(node):
+    """The schema with every local $ref replaced by what it names."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = SPEC
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target = target[part]
+            return resolve(target)
+        return {key: resolve(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [resolve(item) for item in node]
+    return node
+
+
+def conforms(path, method, status, body):
+    """Whether `body` matches the documented response schema (docs/openapi/cmk-vault.yaml)."""
+    response = resolve(SPEC["paths"][path][method]["responses"][str(status)])
+    schema = response["content"]["application/json"]["schema"]
+    try:
+        jsonschema.validate(body, schema)
+        return True
+    except jsonschema.ValidationError as error:
+        return f"{method.upper()} {path} {status}: {error.message}"
+
+
+conformance = []
 admin_id, admin_secret = os.environ["ADMIN_CLIENT_ID"], os.environ["ADMIN_SECRET"]
 admin = token(admin_id, admin_secret)
 admin_claims = claims(admin)
@@ -83,15 +114,27 @@ out["admin_tid"] = admin_claims["tid"]
 
 status, body, _ = call("GET", "/v1.0/applications", admin)
 out["applications_status"] = status
+conformance.append(conforms("/v1.0/applications", "get", status, body))
+raw_form = f"grant_type=client_credentials&client_id={admin_id}&client_secret={admin_secret}&scope={URL}/.default"
+token_answer = call("POST", f"/{TENANT}/oauth2/v2.0/token", raw=raw_form.encode(), content_type="application/x-www-form-urlencoded")
+conformance.append(conforms("/{tenant}/oauth2/v2.0/token", "post", token_answer[0], token_answer[1]))
+jwks_answer = call("GET", f"/{TENANT}/discovery/v2.0/keys")
+conformance.append(conforms("/{tenant}/discovery/v2.0/keys", "get", jwks_answer[0], jwks_answer[1]))
 app = body["value"][0]["appId"]
 out["app_id"] = app
 
 status, created, _ = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "prod-hsm"}})
 out["add_status"] = status
+conformance.append(conforms("/v1.0/applications/{appId}/addPassword", "post", status, created))
 out["add_fields"] = sorted(created.keys())
 out["hint_matches"] = created["hint"] == created["secretText"][:3]
 out["secret_length"] = len(created["secretText"])
 out["duplicate"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "prod-hsm"}})[:2]
+duplicate = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "prod-hsm"}})
+conformance.append(conforms("/v1.0/applications/{appId}/addPassword", "post", duplicate[0], duplicate[1]))
+wrong = call("POST", f"/{TENANT}/oauth2/v2.0/token", raw=b"grant_type=client_credentials&client_id=" + admin_id.encode() + b"&client_secret=x&scope=" + URL.encode() + b"/.default",
+             content_type="application/x-www-form-urlencoded")
+conformance.append(conforms("/{tenant}/oauth2/v2.0/token", "post", wrong[0], wrong[1]))
 out["too_long"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "x" * 17}})[:2]
 out["unknown_field"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "y", "secretText": "mine"}})[:2]
 out["too_far"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "far", "endDateTime": "2099-01-01T00:00:00Z"}})[:2]
@@ -126,4 +169,6 @@ statuses = [call("POST", f"/{TENANT}/oauth2/v2.0/token", raw=form, content_type=
 out["throttle_statuses"] = [s[0] for s in statuses]
 out["throttle_retry_after"] = statuses[-1][2].get("Retry-After")
 out["throttle_error"] = statuses[-1][1].get("error") if isinstance(statuses[-1][1], dict) else None
+out["openapi_conformance"] = [entry for entry in conformance if entry is not True]
+out["openapi_checked"] = len(conformance)
 print(json.dumps(out))
