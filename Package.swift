@@ -185,7 +185,7 @@ let package = Package(
         .target(
             name: "CMKVaultService",
             dependencies: [
-                "CMKCore", "CMKIdentity", "CMKConfiguration", "CMKSystemd", "CMKEntra",
+                "CMKCore", "CMKIdentity", "CMKConfiguration", "CMKSystemd", "CMKEntra", "CMKVaultLog",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -216,7 +216,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CMKCtlTests", dependencies: ["CMKCtl", "CMKDaemon", "CMKSyncer", "CMKConfiguration", "CMKCore", "CMKIdentity"], swiftSettings: strict),
+        .testTarget(name: "CMKCtlTests", dependencies: ["CMKCtl", "CMKDaemon", "CMKSyncer", "CMKConfiguration", "CMKCore", "CMKIdentity", "CMKTesting"], swiftSettings: strict),
         .testTarget(name: "CMKCoreTests", dependencies: ["CMKCore", "CMKTesting"], swiftSettings: strict),
         .testTarget(
             name: "CMKEnvelopeTests",

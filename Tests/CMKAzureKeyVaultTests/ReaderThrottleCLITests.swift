@@ -1,4 +1,5 @@
 import CMKAzureTestServer
+import CMKTesting
 import Foundation
 import Testing
 
@@ -15,12 +16,7 @@ struct ReaderThrottleCLITests {
     }
 
     /// The build products directory, where the test bundle and both executables live.
-    static let binDirectory: String = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var directory = (exe as NSString).deletingLastPathComponent
-        while directory.contains(".xctest") { directory = (directory as NSString).deletingLastPathComponent }
-        return directory
-    }()
+    static var binDirectory: String { BuiltExecutables.directory }
 
     /// Runs a built executable; a run past `timeout` is killed and recorded as an issue (a reader
     /// that waits out the vault's Retry-After would take minutes).

@@ -102,7 +102,6 @@ struct SlowVaultDaemonTests {
 
     /// The built executable (`CMK_TEST_BIN_DIRECTORY` runs another build's, to show a test fails before its fix).
     static func binary(_ name: String) throws -> String {
-        if let other = ProcessInfo.processInfo.environment["CMK_TEST_BIN_DIRECTORY"], !other.isEmpty { return other + "/" + name }
         let path = ReaderThrottleCLITests.binDirectory + "/" + name
         try #require(FileManager.default.isExecutableFile(atPath: path), "\(path) is missing: swift build --build-tests builds it")
         return path

@@ -1,19 +1,12 @@
+import CMKTesting
 import Foundation
 import Testing
 
 /// Runs the real `cmkctl` and `cmk-syncer` binaries against a throw-away embedded setup.
 struct Harness {
-    /// The build products directory: where the test bundle lives, next to both executables.
-    /// `CMK_TEST_BIN_DIRECTORY` runs the suite against another build's binaries (to show that a
-    /// new test fails on the code before its fix).
-    static let binDirectory: String = {
-        if let override = ProcessInfo.processInfo.environment["CMK_TEST_BIN_DIRECTORY"], !override.isEmpty { return override }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var directory = (exe as NSString).deletingLastPathComponent
-        // Some runners execute from inside `<name>.xctest/...`: climb to the products directory.
-        while directory.contains(".xctest") { directory = (directory as NSString).deletingLastPathComponent }
-        return directory
-    }()
+    /// The build products directory (`CMK_TEST_BIN_DIRECTORY` runs the suite against another
+    /// build's binaries, to show that a new test fails on the code before its fix).
+    static var binDirectory: String { BuiltExecutables.directory }
 
     static func binary(_ name: String) throws -> String {
         let path = binDirectory + "/" + name

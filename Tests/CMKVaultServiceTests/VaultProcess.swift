@@ -1,4 +1,5 @@
 import CMKAzureTestServer
+import CMKTesting
 import Foundation
 import Testing
 
@@ -14,20 +15,7 @@ final class VaultProcess {
     var url: String { "https://127.0.0.1:\(port)" }
     var log: String { (try? String(contentsOfFile: root + "/vault.log", encoding: .utf8)) ?? "" }
 
-    /// The built executables (`CMK_TEST_BIN_DIRECTORY` runs another build's).
-    static let binDirectory: String = {
-        if let other = ProcessInfo.processInfo.environment["CMK_TEST_BIN_DIRECTORY"], !other.isEmpty { return other }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var directory = (exe as NSString).deletingLastPathComponent
-        while directory.contains(".xctest") { directory = (directory as NSString).deletingLastPathComponent }
-        return directory
-    }()
-
-    static func binary(_ name: String) throws -> String {
-        let path = binDirectory + "/" + name
-        try #require(FileManager.default.isExecutableFile(atPath: path), "\(path) is missing: swift build --build-tests builds it")
-        return path
-    }
+    static func binary(_ name: String) throws -> String { try BuiltExecutables.path(name) }
 
     /// Starts the service and waits until it says it is listening (30 s at most).
     static func start(failuresPerClient: Int = 10, extra: String = "") throws -> VaultProcess {
