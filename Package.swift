@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "CMKAzureTestServer", targets: ["CMKAzureTestServer"]),
         .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
         .library(name: "CMKSyncer", targets: ["CMKSyncer"]),
+        .library(name: "CMKHost", targets: ["CMKHost"]),
         .library(name: "CMKDaemon", targets: ["CMKDaemon"]),
         .executable(name: "cmk-syncer", targets: ["cmk-syncer"]),
         .library(name: "CMKConfiguration", targets: ["CMKConfiguration"]),
@@ -131,10 +132,20 @@ let package = Package(
         .target(
             name: "CMKDaemon",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
+                "CMKHost", "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
                 "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // What the daemon and cmkctl share: the service graph built from a configuration (Daemon.build),
+        // the state files (StateStore), the state-directory lock and the exit codes. cmkctl links this, not CMKDaemon.
+        .target(
+            name: "CMKHost",
+            dependencies: [
+                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
+                "CMKDirectoryStorage", "CMKSQLiteStorage", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -211,7 +222,7 @@ let package = Package(
         .target(
             name: "CMKCtl",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKDaemon", "CMKLocalVault", "CMKIdentity",
+                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKHost", "CMKLocalVault", "CMKIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CMKAccounts
 import CMKCore
-import CMKDaemon
+import CMKHost
 import Foundation
 
 /// `cmkctl accounts`: the configured storage accounts and their keyrings.

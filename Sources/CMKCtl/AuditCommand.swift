@@ -1,6 +1,6 @@
 import ArgumentParser
 import CMKAudit
-import CMKDaemon
+import CMKHost
 import Foundation
 
 /// `cmkctl audit`: the tamper-evident security log (SPEC §9).

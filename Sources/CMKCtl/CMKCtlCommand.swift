@@ -1,5 +1,5 @@
 import ArgumentParser
-import CMKDaemon
+import CMKHost
 import Foundation
 
 /// `cmkctl`: the operator CLI (SPEC §8). The executable's `main.swift` only calls ``runAndExit(arguments:)``.

@@ -1,7 +1,7 @@
 import CMKAudit
 import CMKConfiguration
 import CMKCore
-import CMKDaemon
+import CMKHost
 
 /// An error `cmkctl` reports itself: a sentence for the operator and the exit code scripts see.
 public struct CtlError: Error, CustomStringConvertible {

@@ -1,4 +1,4 @@
-import CMKDaemon
+import CMKHost
 import Foundation
 
 /// The running daemon as `cmkctl` sees it. Whether it runs is whether a process holds the state

@@ -1,5 +1,5 @@
 import CMKCore
-import CMKDaemon
+import CMKHost
 import Foundation
 import Glibc
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CMKAccounts
 import CMKCore
-import CMKDaemon
+import CMKHost
 import Foundation
 
 /// `cmkctl data`: put and get objects through the envelope format, for checks and demos, and

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CMKAccounts
 import CMKConfiguration
-import CMKDaemon
+import CMKHost
 import Foundation
 
 /// `--config`, shared by every command.

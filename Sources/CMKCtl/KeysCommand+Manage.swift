@@ -1,7 +1,7 @@
 import ArgumentParser
 import CMKAudit
 import CMKCore
-import CMKDaemon
+import CMKHost
 import CMKLocalVault
 import Foundation
 

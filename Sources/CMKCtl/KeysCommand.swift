@@ -1,7 +1,7 @@
 import ArgumentParser
 import CMKAccounts
 import CMKCore
-import CMKDaemon
+import CMKHost
 import Foundation
 
 /// `cmkctl keys`: the root key's versions, and key management where the provider allows it.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CMKConfiguration
 import CMKCore
-import CMKDaemon
+import CMKHost
 import CMKSyncer
 import Foundation
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CMKDaemon
+import CMKHost
 import CMKSyncer
 import Foundation
 

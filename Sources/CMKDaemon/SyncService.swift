@@ -198,8 +198,3 @@ public final class SyncService: Service {
         }
     }
 }
-
-/// The version printed by `--version` and recorded in the state.
-public enum CMKVersion {
-    public static let current = "0.1.0"
-}

@@ -23,6 +23,13 @@ public struct StateStore: Sendable {
         public var started: Date
         public var configuration: String
         public var version: String
+
+        public init(pid: Int32, started: Date, configuration: String, version: String) {
+            self.pid = pid
+            self.started = started
+            self.configuration = configuration
+            self.version = version
+        }
     }
 
     /// Replaces `status.json`. When that fails (a full disk, no descriptors left, a read-only or
