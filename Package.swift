@@ -215,14 +215,20 @@ let package = Package(
             dependencies: [
                 "CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKAccounts", "CMKSyncer", "CMKTesting",
                 "CMKDirectoryStorage", "CMKSQLiteStorage",
+                "CMKIdentity", "CMKVaultService", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKAzureTestServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "CMKCtl",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKHost", "CMKLocalVault", "CMKIdentity",
+                "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKHost", "CMKLocalVault", "CMKIdentity", "CMKVaultLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -286,7 +292,8 @@ let package = Package(
         .testTarget(
             name: "CMKVaultServiceTests",
             dependencies: ["CMKVaultService", "CMKIdentity", "CMKConfiguration", "CMKTesting", "CMKAzureTestServer",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["Scripts"],
             swiftSettings: strict
         ),

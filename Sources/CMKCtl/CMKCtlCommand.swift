@@ -25,7 +25,7 @@ public struct CMKCtlCommand: AsyncParsableCommand {
             """,
         version: CMKVersion.current,
         subcommands: [StatusCommand.self, SyncCommand.self, KeysCommand.self, AccountsCommand.self, DataCommand.self, AuditCommand.self,
-                      AdminsCommand.self, IdentitiesCommand.self])
+                      AdminsCommand.self, IdentitiesCommand.self, VaultCommand.self])
 
     public init() {}
 

@@ -194,9 +194,10 @@ public final class VaultSecurityLog: Sendable {
                 }
                 if last.size == size { return try self.sign(size: size, root: root, time: last.time) }
             }
-            try db.execute(sql: "INSERT OR REPLACE INTO signed (id, size, root, time) VALUES (1, ?, ?, ?)",
-                           arguments: [Int64(size), Data(root.bytes), now.timeIntervalSince1970])
-            return try self.sign(size: size, root: root, time: now)
+            let millis = Int64((now.timeIntervalSince1970 * 1000).rounded())
+            try db.execute(sql: "INSERT OR REPLACE INTO signed (id, size, root, time_ms) VALUES (1, ?, ?, ?)",
+                           arguments: [Int64(size), Data(root.bytes), millis])
+            return try self.sign(size: size, root: root, time: Self.date(millis: millis))
         }
         cache.withLock { current in
             if current == nil || current!.size < signed.size { current = signed }
@@ -241,7 +242,7 @@ public final class VaultSecurityLog: Sendable {
                 id INTEGER PRIMARY KEY CHECK (id = 1),
                 size INTEGER NOT NULL,
                 root BLOB NOT NULL CHECK (length(root) = 32),
-                time REAL NOT NULL
+                time_ms INTEGER NOT NULL
             );
             PRAGMA user_version = \(schemaVersion);
             """)
@@ -267,10 +268,13 @@ public final class VaultSecurityLog: Sendable {
     }
 
     static func lastSigned(_ db: Database) throws -> SignedCheckpoint? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT size, root, time FROM signed WHERE id = 1") else { return nil }
+        guard let row = try Row.fetchOne(db, sql: "SELECT size, root, time_ms FROM signed WHERE id = 1") else { return nil }
         guard let root = MerkleHash(bytes: row["root"] as Data) else { throw VaultLogError(.corrupt, "the last signed root is not 32 bytes") }
-        return SignedCheckpoint(note: "", size: UInt64(row["size"] as Int64), rootHash: root, time: Date(timeIntervalSince1970: row["time"]))
+        return SignedCheckpoint(note: "", size: UInt64(row["size"] as Int64), rootHash: root, time: date(millis: row["time_ms"]))
     }
+
+    /// The signing time as stored (whole milliseconds), so a reopened log returns the same value.
+    static func date(millis: Int64) -> Date { Date(timeIntervalSince1970: Double(millis) / 1000) }
 
     // MARK: Database plumbing
 

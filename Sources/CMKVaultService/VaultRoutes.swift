@@ -1,5 +1,6 @@
 import CMKEntra
 import CMKIdentity
+import CMKVaultLog
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -30,8 +31,12 @@ public struct VaultRoutes: Sendable {
     public let publicURL: String
     /// The most records one page may hold.
     public let maxPageSize: Int
+    /// The security log the Security Logs API serves (SecurityLogRoutes.swift); nil: no such routes.
+    public let log: VaultSecurityLog?
 
-    public init(store: IdentityStore, tokens: TokenService, throttle: FailureThrottle, events: any ServiceEventSink, publicURL: String, maxPageSize: Int) {
+    public init(store: IdentityStore, tokens: TokenService, throttle: FailureThrottle, events: any ServiceEventSink, publicURL: String, maxPageSize: Int,
+                log: VaultSecurityLog? = nil) {
+        self.log = log
         self.store = store
         self.tokens = tokens
         self.throttle = throttle
@@ -78,6 +83,7 @@ public struct VaultRoutes: Sendable {
         management.post("me/replaceSecret") { _, context in
             try replaceOwnSecret(context: context)
         }
+        if let log { SecurityLogRoutes(routes: self, log: log).register(on: router) }
     }
 
     // MARK: Token endpoint

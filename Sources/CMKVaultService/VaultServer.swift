@@ -1,6 +1,7 @@
 import CMKConfiguration
 import CMKIdentity
 import CMKSystemd
+import CMKVaultLog
 import Foundation
 import Hummingbird
 import Logging
@@ -34,8 +35,16 @@ public struct VaultServer: Sendable {
         let tokens = TokenService(store: store, keys: keys, issuerBase: configuration.publicURL)
         let auth = configuration.authentication
         let throttle = FailureThrottle(limits: .init(perClient: auth.failuresPerClient, perAddress: auth.failuresPerAddress, window: auth.failureWindow))
-        return VaultRoutes(store: store, tokens: tokens, throttle: throttle, events: events ?? JournalEventSink(logger: logger),
-                           publicURL: configuration.publicURL, maxPageSize: configuration.limits.maxPageSize)
+        let log: VaultSecurityLog
+        do {
+            log = try VaultSecurityLog(stateDirectory: configuration.stateDirectory,
+                                       origin: LogSigningKey.origin(publicURL: configuration.publicURL, tenantID: store.tenant.tenantID))
+        } catch let error as VaultLogError {
+            throw StartError(description: error.description, exitCode: error.code == .permissions || error.code == .originChanged ? 78 : 1)
+        }
+        let sink = SecurityLogSink(log: log, next: events ?? JournalEventSink(logger: logger), logger: logger)
+        return VaultRoutes(store: store, tokens: tokens, throttle: throttle, events: sink,
+                           publicURL: configuration.publicURL, maxPageSize: configuration.limits.maxPageSize, log: log)
     }
 
     /// Serves until the task is cancelled.
