@@ -3,6 +3,7 @@ import CMKAzureTestServer
 import CMKIdentity
 import CMKTesting
 import Foundation
+import NIOCore
 import NIOSSL
 import Testing
 
@@ -167,5 +168,54 @@ struct VaultSocketActivationTests {
         let run = try ProcessRunner.run(try VaultProcess.binary("cmk-vault"), ["run", "--config", root + "/cmk-vault.yaml"], environment: environment)
         #expect(run.status == 78, "exit \(run.status): \(run.errors)")
         #expect(run.errors.contains("no listening socket was passed") && run.errors.contains("cmk-vault.socket"), "\(run.errors)")
+    }
+}
+
+/// Hostile input against the real service: limits hold and nothing is answered beyond them.
+@Suite("cmk-vault: limits on hostile input")
+struct VaultHostileInputTests {
+    @Test("a body over limits.max-body-bytes is 413, a header over limits.max-header-bytes is refused, a parameter given twice and a non-form body are 400, a garbage bearer is 401")
+    func limits() async throws {
+        let vault = try VaultProcess.start()
+        defer { vault.stop() }
+        let tenant = try vault.tenantID()
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(vault.ca.caCertificatePath)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        func send(_ path: String, body: String? = nil, headers: [(String, String)] = [], contentType: String = "application/x-www-form-urlencoded") async throws -> (Int, String) {
+            var request = HTTPClientRequest(url: vault.url + path)
+            if let body {
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(string: body))
+                request.headers.add(name: "Content-Type", value: contentType)
+            }
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            let response = try await client.execute(request, timeout: .seconds(20))
+            return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        }
+        do {
+            let big = "grant_type=client_credentials&client_id=x&client_secret=" + String(repeating: "a", count: 70_000) + "&scope=s/.default"
+            let tooLarge = try await send("/\(tenant)/oauth2/v2.0/token", body: big)
+            #expect(tooLarge.0 == 413, "\(tooLarge)")
+            let twice = try await send("/\(tenant)/oauth2/v2.0/token", body: "grant_type=client_credentials&client_id=a&client_id=b&client_secret=x&scope=s/.default")
+            #expect(twice.0 == 400 && twice.1.contains("client_id"), "\(twice)")
+            let json = try await send("/\(tenant)/oauth2/v2.0/token", body: "{}", contentType: "application/json")
+            #expect(json.0 == 400, "\(json)")
+            let garbage = try await send("/v1.0/applications", headers: [("Authorization", "Bearer not.a.token")])
+            #expect(garbage.0 == 401 && garbage.1.contains("malformed"), "\(garbage)")
+            do {
+                let huge = try await send("/v1.0/applications", headers: [("X-Padding", String(repeating: "p", count: 20_000))])
+                #expect(huge.0 >= 400, "a 20 KB header field was answered \(huge.0)")
+            } catch {
+                // The connection is closed on an oversized head: refused, as intended.
+            }
+            // The service still answers after all of it.
+            let after = try await send("/\(tenant)/v2.0/.well-known/openid-configuration")
+            #expect(after.0 == 200, "\(after)")
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
     }
 }
