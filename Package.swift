@@ -291,7 +291,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CMKVaultServiceTests",
-            dependencies: ["CMKVaultService", "CMKIdentity", "CMKConfiguration", "CMKTesting", "CMKAzureTestServer",
+            dependencies: ["CMKVaultService", "CMKIdentity", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKTesting", "CMKAzureTestServer",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["Scripts"],

@@ -1,5 +1,7 @@
 import CMKAzureTestServer
 import CMKIdentity
+import CMKTransparency
+import CMKVaultLog
 import Foundation
 import Testing
 
@@ -87,5 +89,96 @@ struct SecurityLogAPITests {
             let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
             #expect(mode == 0o600, "\(file): \(String(mode ?? 0, radix: 8))")
         }
+    }
+
+    @Test("kill -9 while requests append leaves a log that reopens consistent; a log then truncated under its last signed checkpoint stops the next start")
+    func crashThenRollback() async throws {
+        let vault = try VaultProcess.start(failuresPerClient: 10_000)
+        defer { vault.stop() }
+        let tenant = try vault.tenantID()
+        // Four threads of failed sign-ins: each is an append (authentication-failed or -throttled).
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        load.arguments = ["python3", "-c", """
+            import ssl, sys, threading, urllib.request, urllib.error
+            url, tenant, ca = sys.argv[1:4]
+            context = ssl.create_default_context(cafile=ca)
+            body = b"grant_type=client_credentials&client_id=00000000-0000-4000-8000-000000000bad&client_secret=wrong&scope=" + url.encode() + b"/.default"
+            def hammer():
+                while True:
+                    request = urllib.request.Request(url + "/" + tenant + "/oauth2/v2.0/token", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+                    try:
+                        urllib.request.urlopen(request, context=context).read()
+                    except urllib.error.HTTPError:
+                        pass
+                    except Exception:
+                        return
+            threads = [threading.Thread(target=hammer) for _ in range(4)]
+            [thread.start() for thread in threads]
+            [thread.join() for thread in threads]
+            """, vault.url, tenant, vault.ca.caCertificatePath]
+        load.standardOutput = FileHandle.nullDevice
+        load.standardError = FileHandle.nullDevice
+        try load.run()
+        defer { if load.isRunning { kill(load.processIdentifier, SIGKILL) } }
+        let origin = "127.0.0.1/cmk-vault/\(tenant)"
+        let logPath = vault.state + "/" + VaultSecurityLog.fileName
+        let deadline = Date().addingTimeInterval(20)
+        var records: UInt64 = 0
+        while records < 50, Date() < deadline {
+            usleep(100_000)
+            records = (try? VaultSecurityLog(stateDirectory: vault.state, origin: origin).size()) ?? 0
+        }
+        #expect(records >= 50, "the load made \(records) records")
+        kill(vault.process.processIdentifier, SIGKILL)
+        vault.process.waitUntilExit()
+        kill(load.processIdentifier, SIGKILL)
+        load.waitUntilExit()
+
+        // Reopening checks that records and leaves agree; every served leaf hashes to its tree leaf.
+        let log = try VaultSecurityLog(stateDirectory: vault.state, origin: origin)
+        let size = try log.size()
+        #expect(size >= records)
+        var memory = MerkleTree()
+        var start: UInt64 = 0
+        while true {
+            let page = try log.records(.init(startIndex: start, limit: 500))
+            for entry in page.leaves { try memory.append(record: entry.leaf) }
+            guard let next = page.nextIndex else { break }
+            start = next
+        }
+        #expect(try memory.size() == size)
+        let signed = try log.checkpoint()
+        #expect(signed.rootHash == (try memory.rootHash()))
+
+        // Cut the last two records (and the nodes above them) behind the service's back.
+        let cut = try ProcessRunner.run("/usr/bin/env", ["python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            keep = int(sys.argv[2])
+            db.execute("DELETE FROM records WHERE idx >= ?", (keep,))
+            db.execute("DELETE FROM nodes WHERE ((idx + 1) << level) > ?", (keep,))
+            db.commit()
+            """, logPath, String(size - 2)])
+        #expect(cut.status == 0, "\(cut.errors)")
+        let restart = Process()
+        restart.executableURL = URL(fileURLWithPath: try VaultProcess.binary("cmk-vault"))
+        restart.arguments = ["run", "--config", vault.config]
+        let output = vault.root + "/restart.log"
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        restart.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        restart.standardError = restart.standardOutput
+        try restart.run()
+        let stopBy = Date().addingTimeInterval(20)
+        while restart.isRunning, Date() < stopBy { usleep(50_000) }
+        let started = restart.isRunning
+        if started {
+            kill(restart.processIdentifier, SIGKILL)
+            restart.waitUntilExit()
+        }
+        #expect(!started, "cmk-vault started on a log shorter than its last signed checkpoint")
+        #expect(restart.terminationStatus == 1, "a log shorter than its last checkpoint must stop the start with exit 1")
+        let said = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(said.contains("does not start") && said.contains(VaultSecurityLog.fileName), "\(said.suffix(2000))")
     }
 }
