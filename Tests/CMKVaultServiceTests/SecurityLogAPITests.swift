@@ -19,7 +19,10 @@ struct SecurityLogAPITests {
         let platform = try vault.ctl(["identities", "add", "node-7.example", "--json"])
         let adminID = try #require(admin["clientId"] as? String)
         let adminSecret = try #require(admin["secret"] as? String)
-        let result = try vault.python("security_log_flow.py", ["ADMIN_CLIENT_ID": adminID, "ADMIN_SECRET": adminSecret])
+        let result = try vault.python("security_log_flow.py", [
+            "ADMIN_CLIENT_ID": adminID, "ADMIN_SECRET": adminSecret,
+            "PLATFORM_CLIENT_ID": try #require(platform["clientId"] as? String), "PLATFORM_SECRET": try #require(platform["secret"] as? String),
+        ])
 
         #expect(result["failed_sign_ins"] as? [Bool] == [true, true, true])
         #expect(result["public_key_status"] as? Int == 200)
@@ -67,6 +70,11 @@ struct SecurityLogAPITests {
         #expect(result["access_keys"] as? [String] == [], "both keys were revoked")
         #expect(result["access_platform"] as? [String] == [try #require(platform["name"] as? String)])
         #expect(result["reads_not_logged"] as? Bool == true)
+        #expect(result["service_principal_records"] as? Int == 200, "the service principal reads the log")
+        #expect(result["service_principal_checkpoint"] as? Int == 200)
+        #expect(result["platform_records"] as? Int == 403, "a platform identity may not read the log")
+        #expect(result["platform_access"] as? Int == 403)
+        #expect(result["platform_denial_recorded"] as? Bool == true, "each refusal is an access-denied record naming the platform identity")
 
         // The operator's copy of the key, for the customer to pin, is the one the service publishes.
         let pinned = try vault.ctl(["vault", "log-key", "--json"])

@@ -199,4 +199,15 @@ out["access_keys"] = [entry["displayName"] for entry in access["servicePrincipal
 out["access_platform"] = [entry["host"] for entry in access["platformIdentities"]]
 out["reads_not_logged"] = get("/v1.0/securityLogs/records", admin, **{"$top": 1})[1]["treeSize"] == second_size
 
+# --- roles: the service principal reads the log, a platform identity may not ----------------
+status, created, _ = call("POST", f"/v1.0/applications/{app_id}/addPassword", admin, {"passwordCredential": {"displayName": "log-reader"}})
+spn = token(app_id, created["secretText"])
+out["service_principal_records"] = get("/v1.0/securityLogs/records", spn, **{"$top": 1})[0]
+out["service_principal_checkpoint"] = get("/v1.0/securityLogs/checkpoint", spn)[0]
+platform = token(os.environ["PLATFORM_CLIENT_ID"], os.environ["PLATFORM_SECRET"])
+out["platform_records"] = get("/v1.0/securityLogs/records", platform)[0]
+out["platform_access"] = get("/v1.0/access", platform)[0]
+denied = get("/v1.0/securityLogs/records", admin, operation="access-denied")[1]["value"]
+out["platform_denial_recorded"] = [item["record"].get("actor") for item in denied] == [os.environ["PLATFORM_CLIENT_ID"]] * 2
+
 print(json.dumps(out))
