@@ -27,24 +27,24 @@ struct SecurityLogRoutes: Sendable {
 
     func register(on router: Router<VaultRequestContext>) {
         let group = router.group("v1.0").add(middleware: BearerAuthentication(routes: routes, roles: [.administrator, .servicePrincipal]))
-        group.get("securityLogs/records") { request, _ in try records(request) }
-        group.get("securityLogs/checkpoint") { request, _ in
+        group.get("securityLogs/records") { request, context in try records(request, context: context) }
+        group.get("securityLogs/checkpoint") { request, context in
             _ = try Self.query(request, allowed: [])
-            let checkpoint = try answer { try log.checkpoint() }
+            let checkpoint = try answer(context) { try log.checkpoint() }
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store",
                                                    Self.checkpointTimeHeader: GraphDate.string(checkpoint.time)],
                             body: .init(byteBuffer: ByteBuffer(string: checkpoint.note)))
         }
-        group.get("securityLogs/proofs/inclusion") { request, _ in
+        group.get("securityLogs/proofs/inclusion") { request, context in
             let query = try Self.query(request, allowed: ["index", "size"])
             let index = try Self.number(query, "index"), size = try Self.number(query, "size")
-            let hashes = try answer { try log.inclusionProof(index: index, size: size) }
+            let hashes = try answer(context) { try log.inclusionProof(index: index, size: size) }
             return JSONResponse(value: InclusionProof(index: index, size: size, hashes: hashes.map(\.base64)))
         }
-        group.get("securityLogs/proofs/consistency") { request, _ in
+        group.get("securityLogs/proofs/consistency") { request, context in
             let query = try Self.query(request, allowed: ["from", "to"])
             let from = try Self.number(query, "from"), to = try Self.number(query, "to")
-            let hashes = try answer { try log.consistencyProof(from: from, to: to) }
+            let hashes = try answer(context) { try log.consistencyProof(from: from, to: to) }
             return JSONResponse(value: ConsistencyProof(from: from, to: to, hashes: hashes.map(\.base64)))
         }
         group.get("securityLogs/publicKey") { request, _ in
@@ -78,7 +78,7 @@ struct SecurityLogRoutes: Sendable {
         }
     }
 
-    func records(_ request: Request) throws -> JSONResponse<RecordPage> {
+    func records(_ request: Request, context: VaultRequestContext) throws -> JSONResponse<RecordPage> {
         let query = try Self.query(request, allowed: ["from", "to", "actor", "operation", "$top", "$skiptoken"])
         let top = try query["$top"].map { _ in try Self.number(query, "$top") } ?? UInt64(routes.maxPageSize)
         guard top >= 1, top <= UInt64(routes.maxPageSize) else {
@@ -87,8 +87,8 @@ struct SecurityLogRoutes: Sendable {
         let start = try query["$skiptoken"].map { _ in try Self.number(query, "$skiptoken") } ?? 0
         let from = try query["from"].map { try Self.time($0, "from") }
         let to = try query["to"].map { try Self.time($0, "to") }
-        let size = try answer { try log.size() }
-        let page = try answer {
+        let size = try answer(context) { try log.size() }
+        let page = try answer(context) {
             try log.records(.init(from: from, to: to, actor: query["actor"], operation: query["operation"], startIndex: start, limit: Int(top)))
         }
         let items = try page.leaves.map { entry in
@@ -204,13 +204,15 @@ struct SecurityLogRoutes: Sendable {
         return date
     }
 
-    /// Runs a log call; an out-of-range request is a 400 with the log's reason, anything else a 500.
-    func answer<T>(_ body: () throws -> T) throws -> T {
+    /// Runs a log call; an out-of-range request is a 400 with the log's reason, anything else a
+    /// 500 (the reason in the journal, not in the answer).
+    func answer<T>(_ context: VaultRequestContext, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as VaultLogError where error.code == .outOfRange {
             throw ServiceError(.badRequest, "BadParameter", error.detail)
         } catch {
+            context.logger.error("The security log could not answer a request.", metadata: ["cmk_error": .string("\(error)")])
             throw ServiceError(.internalServerError, "InternalError", "the security log failed; see the service's journal")
         }
     }
