@@ -18,8 +18,8 @@ extension BenchCommand {
         @Flag(help: "The short run (under 5 minutes after the build): fewer repetitions, a 10 s daemon idle window.")
         var quick = false
 
-        @Option(help: "Suites to run, comma-separated: envelope, rsa, sync, rotation, dataplane, daemon (default: all).")
-        var only: String = "envelope,rsa,sync,rotation,dataplane,daemon"
+        @Option(help: "Suites to run, comma-separated: envelope, rsa, sync, rotation, dataplane, daemon, vault (default: all).")
+        var only: String = "envelope,rsa,sync,rotation,dataplane,daemon,vault"
 
         @Option(help: "Directory for the JSON results.")
         var out: String = "bench-results"
@@ -35,7 +35,7 @@ extension BenchCommand {
             guard (1...20).contains(throttleAttempts) else { throw ValidationError("--throttle-attempts must be 1-20, not \(throttleAttempts)") }
             plan.throttleAttempts = throttleAttempts
             let suites = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            let known: Set = ["envelope", "rsa", "sync", "rotation", "dataplane", "daemon"]
+            let known: Set = ["envelope", "rsa", "sync", "rotation", "dataplane", "daemon", "vault"]
             guard suites.isSubset(of: known) else {
                 throw ValidationError("--only: unknown suite(s) \(suites.subtracting(known).sorted().joined(separator: ", ")); accepted: \(known.sorted().joined(separator: ", "))")
             }
@@ -53,6 +53,7 @@ extension BenchCommand {
             if suites.contains("rotation") { try SyncSuite.rotation(plan, scratch: scratch, into: &results) }
             if suites.contains("dataplane") { try await DataPlaneBench.run(plan, scratch: scratch, into: &results) }
             if suites.contains("daemon") { try await DaemonBench.run(plan, scratch: scratch, into: &results) }
+            if suites.contains("vault") { try await VaultBench.run(plan, scratch: scratch, into: &results) }
             results.machine["load after"] = Machine.load()
             results.machine["seconds"] = String(format: "%.0f", Measure.wall() - started)
             for note in results.notes { print("note: \(note)") }

@@ -40,6 +40,30 @@ enum OpenSSLAnchor {
         throw Failure(description: "openssl speed rsa2048 printed no +F2 line:\n\(output)")
     }
 
+    /// ECDSA P-256 signatures and verifications per second (`openssl speed ecdsap256`).
+    static func ecdsaP256(seconds: Int) throws -> (signPerSecond: Double, verifyPerSecond: Double) {
+        // +F4:<n>:256:<sign/s>:<verify/s>
+        try signVerify(["speed", "-mr", "-seconds", "\(seconds)", "ecdsap256"], line: "+F4:", minimumFields: 5)
+    }
+
+    /// Ed25519 signatures and verifications per second (`openssl speed ed25519`).
+    static func ed25519(seconds: Int) throws -> (signPerSecond: Double, verifyPerSecond: Double) {
+        // +F6:<n>:253:Ed25519:<sign/s>:<verify/s>
+        try signVerify(["speed", "-mr", "-seconds", "\(seconds)", "ed25519"], line: "+F6:", minimumFields: 6)
+    }
+
+    /// The sign and verify rates of a signature algorithm: the last two fields of its `line`
+    /// (openssl has put the algorithm's name between the count and the rates in some versions).
+    private static func signVerify(_ arguments: [String], line prefix: String, minimumFields: Int) throws -> (signPerSecond: Double, verifyPerSecond: Double) {
+        let output = try run(arguments)
+        for line in output.split(separator: "\n") where line.hasPrefix(prefix) {
+            let fields = line.split(separator: ":")
+            if fields.count >= minimumFields, let sign = Double(fields[fields.count - 2]), let verify = Double(fields[fields.count - 1]),
+               sign > 0, verify > 0 { return (sign, verify) }
+        }
+        throw Failure(description: "openssl \(arguments.joined(separator: " ")) printed no \(prefix) line with sign and verify rates:\n\(output)")
+    }
+
     /// Runs `openssl` with `arguments` and returns its standard output. Fails (saying why) if
     /// openssl is missing or exits non-zero: an anchor is never silently skipped.
     static func run(_ arguments: [String]) throws -> String {

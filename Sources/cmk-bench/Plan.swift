@@ -14,16 +14,25 @@ struct Plan: Sendable {
     /// Seconds of idle RSS and CPU observation after READY.
     var daemonIdleWindow: Double
     var daemonReadyTimeout: Double
+    /// Seconds of load per HTTPS figure of the vault service (after a 1 s warm-up), and its concurrency.
+    var vaultHTTPSeconds: Double
+    var vaultConcurrency: Int
+    /// Records appended to the security log before its page and proof figures.
+    var vaultLogRecords: Int
+    /// Timed repetitions of each page, proof and checkpoint figure (p50 reported).
+    var vaultLogRepetitions: Int
     /// Tries per vault call under throttling in rotation passes (`--throttle-attempts`; 1 shows the behaviour without retries).
     var throttleAttempts = 8
 
     static let quick = Plan(
         mode: "quick", cryptoSeconds: 1, opensslSeconds: 1, idleAccounts: [10, 1_000, 10_000],
         rotations: [(.memory, 1_000, 1), (.memory, 1_000, 4), (.memory, 1_000, 16), (.directory, 1_000, 16), (.sqlite, 1_000, 16)],
-        latencySamples: 200, reencryptObjects: 200, daemonAccounts: [5, 10_000], daemonIdleWindow: 10, daemonReadyTimeout: 600)
+        latencySamples: 200, reencryptObjects: 200, daemonAccounts: [5, 10_000], daemonIdleWindow: 10, daemonReadyTimeout: 600,
+        vaultHTTPSeconds: 4, vaultConcurrency: 16, vaultLogRecords: 100_000, vaultLogRepetitions: 21)
 
     static let full = Plan(
         mode: "full", cryptoSeconds: 5, opensslSeconds: 3, idleAccounts: [10, 1_000, 10_000],
         rotations: SyncWorld.Driver.allCases.flatMap { driver in [1, 4, 16].map { (driver, 1_000, $0) } } + [(.memory, 10_000, 16)],
-        latencySamples: 1_000, reencryptObjects: 1_000, daemonAccounts: [5, 10_000], daemonIdleWindow: 60, daemonReadyTimeout: 1_200)
+        latencySamples: 1_000, reencryptObjects: 1_000, daemonAccounts: [5, 10_000], daemonIdleWindow: 60, daemonReadyTimeout: 1_200,
+        vaultHTTPSeconds: 15, vaultConcurrency: 16, vaultLogRecords: 1_000_000, vaultLogRepetitions: 101)
 }
