@@ -21,7 +21,7 @@ public struct SecurityLogSink: ServiceEventSink {
             try log.append(SecurityLogEvent(operation: event.operation, actor: event.actor, role: event.role, address: event.address, details: event.details))
         } catch {
             logger.error("The security log could not record an event.", metadata: [
-                "message_id": .string(VaultMessageID.startFailed), "cmk_operation": .string(event.operation), "cmk_error": .string("\(error)"),
+                "message_id": .string(VaultMessageID.recordFailed), "cmk_operation": .string(event.operation), "cmk_error": .string("\(error)"),
             ])
         }
         next.record(event)

@@ -152,4 +152,6 @@ public enum VaultMessageID {
     public static let configurationInvalid = "b2e6f4c1d8a94e3f9a7c5d2e1f0b8a63"
     public static let startFailed = "c9d1e7f3a5b24c8e9f6a3d1b7e5c2f40"
     public static let event = "e4a7c2f9b1d84e6a8c3f5b9d2e7a1c06"
+    /// An event the security log could not record (the request itself was answered).
+    public static let recordFailed = "7b3e9d1c5a2f4e8b9c6d0a3f1e7b5d92"
 }

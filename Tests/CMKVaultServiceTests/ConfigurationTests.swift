@@ -107,7 +107,7 @@ struct VaultShippedFilesTests {
     @Test("the catalog has one entry per MESSAGE_ID the service logs")
     func catalog() throws {
         let text = try String(contentsOfFile: Self.root + "/systemd/cmk-vault.catalog", encoding: .utf8)
-        let ids = [VaultMessageID.listening, VaultMessageID.configurationInvalid, VaultMessageID.startFailed, VaultMessageID.event]
+        let ids = [VaultMessageID.listening, VaultMessageID.configurationInvalid, VaultMessageID.startFailed, VaultMessageID.event, VaultMessageID.recordFailed]
         for id in ids { #expect(text.contains("-- \(id)\n"), "no catalog entry for \(id)") }
         #expect(text.components(separatedBy: "\n-- ").count - 1 == ids.count)
     }
