@@ -39,6 +39,8 @@ struct SecurityLogAPITests {
         #expect(sizes == [5, 8], "\(sizes)")
         #expect(result["record_count"] as? Int == 8)
         #expect(result["pages"] as? Int == 3, "8 records, 3 a page")
+        #expect((result["openapi_checked"] as? Int ?? 0) >= 9, "answers checked against docs/openapi/cmk-vault.yaml: \(result["openapi_checked"] ?? 0)")
+        #expect((result["openapi_conformance"] as? [String])?.isEmpty == true, "answers that do not match docs/openapi/cmk-vault.yaml: \(result["openapi_conformance"] ?? "")")
         #expect(result["indices_in_order"] as? Bool == true)
         #expect(result["leaf_is_canonical_record"] as? Bool == true)
         #expect(result["operations"] as? [String] == ["authentication-failed", "credential-added", "credential-revoked", "token-issued"])

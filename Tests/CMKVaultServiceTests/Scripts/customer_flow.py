@@ -8,64 +8,32 @@ object of observations; the Swift test asserts on them. Exit 3 when a package is
 """
 import json
 import os
-import ssl
 import sys
-import urllib.error
-import urllib.request
 
 try:
-    import jsonschema
-    import yaml
+    import jsonschema  # noqa: F401 (vault_client's OpenAPI check)
+    import yaml  # noqa: F401
     import jwt
-    from azure.identity import ClientSecretCredential
+    from azure.identity import ClientSecretCredential  # noqa: F401 (vault_client)
     from azure.core.exceptions import ClientAuthenticationError
 except ImportError as error:  # the Swift test turns this into a failure with the install hint
     print(json.dumps({"missing": str(error)}))
     sys.exit(3)
 
-URL = os.environ["VAULT_URL"]
-TENANT = os.environ["VAULT_TENANT"]
-CA = os.environ["VAULT_CA_FILE"]
-CONTEXT = ssl.create_default_context(cafile=CA)
+from vault_client import URL, TENANT, OpenAPI, call, token
+
 out = {}
-
-
-def credential(client_id, secret):
-    return ClientSecretCredential(TENANT, client_id, secret, authority=URL, disable_instance_discovery=True, connection_verify=CA)
-
-
-def token(client_id, secret):
-    return credential(client_id, secret).get_token(URL + "/.default").token
+openapi = OpenAPI(os.environ["VAULT_OPENAPI"])
 
 
 def token_error(client_id, secret):
-    """The identity platform's error for a refused sign-in: (AADSTS code, message excerpt)."""
+    """The identity platform's error for a refused sign-in: its AADSTS code."""
     try:
         token(client_id, secret)
         return None
     except ClientAuthenticationError as error:
         text = str(error)
-        code = next((word.strip(":") for word in text.split() if word.startswith("AADSTS")), None)
-        return code
-
-
-def call(method, path, bearer=None, body=None, raw=None, content_type="application/json"):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    headers = {"Content-Type": content_type}
-    if bearer:
-        headers["Authorization"] = "Bearer " + bearer
-    request = urllib.request.Request(URL + path, method=method, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, context=CONTEXT) as response:
-            text = response.read().decode()
-            return response.status, (json.loads(text) if text else None), dict(response.headers)
-    except urllib.error.HTTPError as error:
-        text = error.read().decode()
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = text
-        return error.code, parsed, dict(error.headers)
+        return next((word.strip(":") for word in text.split() if word.startswith("AADSTS")), None)
 
 
 def claims(raw):
@@ -76,35 +44,6 @@ def claims(raw):
     return jwt.decode(raw, jwt.PyJWK(key).key, algorithms=["ES256"], audience=URL, issuer=discovery["issuer"])
 
 
-SPEC = yaml.safe_load(open(os.environ["VAULT_OPENAPI"]))
-
-
-def resolve(node):
-    """The schema with every local $ref replaced by what it names."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target = SPEC
-            for part in node["$ref"].lstrip("#/").split("/"):
-                target = target[part]
-            return resolve(target)
-        return {key: resolve(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [resolve(item) for item in node]
-    return node
-
-
-def conforms(path, method, status, body):
-    """Whether `body` matches the documented response schema (docs/openapi/cmk-vault.yaml)."""
-    response = resolve(SPEC["paths"][path][method]["responses"][str(status)])
-    schema = response["content"]["application/json"]["schema"]
-    try:
-        jsonschema.validate(body, schema)
-        return True
-    except jsonschema.ValidationError as error:
-        return f"{method.upper()} {path} {status}: {error.message}"
-
-
-conformance = []
 admin_id, admin_secret = os.environ["ADMIN_CLIENT_ID"], os.environ["ADMIN_SECRET"]
 admin = token(admin_id, admin_secret)
 admin_claims = claims(admin)
@@ -114,27 +53,27 @@ out["admin_tid"] = admin_claims["tid"]
 
 status, body, _ = call("GET", "/v1.0/applications", admin)
 out["applications_status"] = status
-conformance.append(conforms("/v1.0/applications", "get", status, body))
+openapi.check("/v1.0/applications", "get", (status, body))
 raw_form = f"grant_type=client_credentials&client_id={admin_id}&client_secret={admin_secret}&scope={URL}/.default"
 token_answer = call("POST", f"/{TENANT}/oauth2/v2.0/token", raw=raw_form.encode(), content_type="application/x-www-form-urlencoded")
-conformance.append(conforms("/{tenant}/oauth2/v2.0/token", "post", token_answer[0], token_answer[1]))
+openapi.check("/{tenant}/oauth2/v2.0/token", "post", token_answer)
 jwks_answer = call("GET", f"/{TENANT}/discovery/v2.0/keys")
-conformance.append(conforms("/{tenant}/discovery/v2.0/keys", "get", jwks_answer[0], jwks_answer[1]))
+openapi.check("/{tenant}/discovery/v2.0/keys", "get", jwks_answer)
 app = body["value"][0]["appId"]
 out["app_id"] = app
 
 status, created, _ = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "prod-hsm"}})
 out["add_status"] = status
-conformance.append(conforms("/v1.0/applications/{appId}/addPassword", "post", status, created))
+openapi.check("/v1.0/applications/{appId}/addPassword", "post", (status, created))
 out["add_fields"] = sorted(created.keys())
 out["hint_matches"] = created["hint"] == created["secretText"][:3]
 out["secret_length"] = len(created["secretText"])
 out["duplicate"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "prod-hsm"}})[:2]
 duplicate = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "prod-hsm"}})
-conformance.append(conforms("/v1.0/applications/{appId}/addPassword", "post", duplicate[0], duplicate[1]))
+openapi.check("/v1.0/applications/{appId}/addPassword", "post", duplicate)
 wrong = call("POST", f"/{TENANT}/oauth2/v2.0/token", raw=b"grant_type=client_credentials&client_id=" + admin_id.encode() + b"&client_secret=x&scope=" + URL.encode() + b"/.default",
              content_type="application/x-www-form-urlencoded")
-conformance.append(conforms("/{tenant}/oauth2/v2.0/token", "post", wrong[0], wrong[1]))
+openapi.check("/{tenant}/oauth2/v2.0/token", "post", wrong)
 out["too_long"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "x" * 17}})[:2]
 out["unknown_field"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "y", "secretText": "mine"}})[:2]
 out["too_far"] = call("POST", f"/v1.0/applications/{app}/addPassword", admin, {"passwordCredential": {"displayName": "far", "endDateTime": "2099-01-01T00:00:00Z"}})[:2]
@@ -169,6 +108,6 @@ statuses = [call("POST", f"/{TENANT}/oauth2/v2.0/token", raw=form, content_type=
 out["throttle_statuses"] = [s[0] for s in statuses]
 out["throttle_retry_after"] = statuses[-1][2].get("Retry-After")
 out["throttle_error"] = statuses[-1][1].get("error") if isinstance(statuses[-1][1], dict) else None
-out["openapi_conformance"] = [entry for entry in conformance if entry is not True]
-out["openapi_checked"] = len(conformance)
+out["openapi_conformance"] = openapi.problems
+out["openapi_checked"] = openapi.checked
 print(json.dumps(out))

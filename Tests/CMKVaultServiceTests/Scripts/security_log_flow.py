@@ -12,35 +12,27 @@ Exit 3 when a package is missing.
 import base64
 import json
 import os
-import ssl
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 
 try:
-    from azure.identity import ClientSecretCredential
+    from azure.identity import ClientSecretCredential  # noqa: F401 (vault_client)
     from azure.core.exceptions import ClientAuthenticationError
     import cryptography  # noqa: F401 (tlog_verify.py needs it)
+    import jsonschema  # noqa: F401 (vault_client's OpenAPI check)
+    import yaml  # noqa: F401
 except ImportError as error:
     print(json.dumps({"missing": str(error)}))
     sys.exit(3)
 
-URL = os.environ["VAULT_URL"]
-TENANT = os.environ["VAULT_TENANT"]
-CA = os.environ["VAULT_CA_FILE"]
+from vault_client import URL, OpenAPI, call, get, token
+
 ADMIN_ID = os.environ["ADMIN_CLIENT_ID"]
 ADMIN_SECRET = os.environ["ADMIN_SECRET"]
 VERIFIER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "CMKTransparencyTests", "Scripts", "tlog_verify.py")
-CONTEXT = ssl.create_default_context(cafile=CA)
 out = {}
-
-
-def token(client_id, secret):
-    credential = ClientSecretCredential(TENANT, client_id, secret, authority=URL, disable_instance_discovery=True, connection_verify=CA)
-    return credential.get_token(URL + "/.default").token
+openapi = OpenAPI(os.environ["VAULT_OPENAPI"])
 
 
 def failed_sign_in(client_id):
@@ -49,30 +41,6 @@ def failed_sign_in(client_id):
         return False
     except ClientAuthenticationError:
         return True
-
-
-def call(method, path, bearer, body=None):
-    """(status, parsed JSON or text, headers)."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if bearer:
-        headers["Authorization"] = "Bearer " + bearer
-    request = urllib.request.Request(URL + path, method=method, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, context=CONTEXT) as response:
-            text = response.read().decode()
-            kind = response.headers.get("Content-Type", "")
-            return response.status, (json.loads(text) if text and kind.startswith("application/json") else text), dict(response.headers)
-    except urllib.error.HTTPError as error:
-        text = error.read().decode()
-        try:
-            return error.code, json.loads(text), dict(error.headers)
-        except ValueError:
-            return error.code, text, dict(error.headers)
-
-
-def get(path, bearer, **query):
-    return call("GET", path + ("?" + urllib.parse.urlencode(query) if query else ""), bearer)
 
 
 admin = token(ADMIN_ID, ADMIN_SECRET)
@@ -92,11 +60,13 @@ out["failed_sign_ins"] = [failed_sign_in(ADMIN_ID), failed_sign_in("00000000-000
 secrets = [ADMIN_SECRET, add_and_revoke("log-test-1")]
 
 status, key, _ = get("/v1.0/securityLogs/publicKey", admin)
+openapi.check("/v1.0/securityLogs/publicKey", "get", (status, key))
 out["public_key_status"] = status
 out["verifier_key"] = key["verifierKey"]
 out["origin"] = key["origin"]
 
 status, first_note, headers = get("/v1.0/securityLogs/checkpoint", admin)
+openapi.check("/v1.0/securityLogs/checkpoint", "get", (status, first_note))
 out["checkpoint_status"] = status
 out["checkpoint_content_type"] = headers.get("Content-Type")
 out["checkpoint_time"] = headers.get("CMK-Checkpoint-Time")
@@ -112,7 +82,9 @@ out["checkpoint_sizes"] = [first_size, second_size]
 # --- every record, three at a time ----------------------------------------------------------
 records, pages, path = [], 0, "/v1.0/securityLogs/records?%24top=3"
 while path:
-    status, page, _ = call("GET", path, admin)
+    answer = call("GET", path, admin)
+    openapi.check("/v1.0/securityLogs/records", "get", answer)
+    status, page, _ = answer
     assert status == 200, (status, page)
     pages += 1
     records += page["value"]
@@ -144,9 +116,11 @@ chosen = sorted({0, second_size // 2, second_size - 1})
 inclusion = []
 for index in chosen:
     status, proof, _ = get("/v1.0/securityLogs/proofs/inclusion", admin, index=index, size=second_size)
+    openapi.check("/v1.0/securityLogs/proofs/inclusion", "get", (status, proof))
     assert status == 200, (status, proof)
     inclusion.append({"index": index, "tree_size": second_size, "hashes": proof["hashes"]})
 status, consistency, _ = get("/v1.0/securityLogs/proofs/consistency", admin, **{"from": first_size, "to": second_size})
+openapi.check("/v1.0/securityLogs/proofs/consistency", "get", (status, consistency))
 assert status == 200, (status, consistency)
 out["consistency_hashes"] = len(consistency["hashes"])
 
@@ -192,6 +166,7 @@ out["error_shape"] = sorted(message.get("error", {}).keys()) if isinstance(messa
 
 # --- who has access -------------------------------------------------------------------------
 status, access, _ = get("/v1.0/access", admin)
+openapi.check("/v1.0/access", "get", (status, access))
 out["access_status"] = status
 out["access_admins"] = [entry["clientId"] for entry in access["administrators"]]
 out["access_admin_last_used"] = all("lastUsed" in entry for entry in access["administrators"])
@@ -210,4 +185,6 @@ out["platform_access"] = get("/v1.0/access", platform)[0]
 denied = get("/v1.0/securityLogs/records", admin, operation="access-denied")[1]["value"]
 out["platform_denial_recorded"] = [item["record"].get("actor") for item in denied] == [os.environ["PLATFORM_CLIENT_ID"]] * 2
 
+out["openapi_conformance"] = openapi.problems
+out["openapi_checked"] = openapi.checked
 print(json.dumps(out))
