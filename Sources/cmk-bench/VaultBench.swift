@@ -230,7 +230,7 @@ enum VaultBench {
         }
         let appendWall = Measure.wall() - appendStart, appendCPUSeconds = Measure.processCPU() - appendCPU
         guard try log.size() == UInt64(count) else { throw OpenSSLAnchor.Failure(description: "the security log holds \(try log.size()) records, not \(count)") }
-        let records = "\(count / 1_000)k records"
+        let records = "\(count) records"
         results.add(Figure(suite: "vault", name: "security-log appends (1 transaction each, synchronous FULL)", value: Double(count) / appendWall,
                            unit: "op/s", detail: ["records": Double(count), "seconds": appendWall, "per CPU second": Double(count) / appendCPUSeconds,
                                                   "file bytes": Double(fileSize(log.path) + fileSize(log.path + "-wal"))]))
