@@ -6,6 +6,7 @@ import CMKTransparency
 import CMKVaultLog
 import CMKVaultService
 import Crypto
+import CMKTesting
 import Foundation
 import Glibc
 import Logging
@@ -69,7 +70,7 @@ enum VaultBench {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let ca = try TestCertificateAuthority.make()
         defer { ca.remove() }
-        let port = try freePort()
+        let port = try LoopbackPort.free()
         let url = "https://127.0.0.1:\(port)"
         let configuration = try VaultServiceConfiguration.parse(yaml: """
             state-directory: \(scratch)/state
@@ -191,22 +192,6 @@ enum VaultBench {
             for try await part in group { all += part }
             return all
         }
-    }
-
-    /// A TCP port on 127.0.0.1 that nothing listens on right now.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw OpenSSLAnchor.Failure(description: "socket(AF_INET) failed: errno \(errno)") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw OpenSSLAnchor.Failure(description: "no free port on 127.0.0.1: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     // MARK: The security log

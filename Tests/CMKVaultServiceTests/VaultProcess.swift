@@ -22,7 +22,7 @@ final class VaultProcess {
         let ca = try TestCertificateAuthority.make()
         let root = NSTemporaryDirectory() + "cmk-vault-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let port = try freePort()
+        let port = try LoopbackPort.free()
         let config = root + "/cmk-vault.yaml"
         try """
             state-directory: \(root)/state
@@ -118,21 +118,6 @@ final class VaultProcess {
         try? FileManager.default.removeItem(atPath: root)
     }
 
-    /// A TCP port on 127.0.0.1 that nothing listens on right now.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw VaultTestError("no free port: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 struct VaultTestError: Error, CustomStringConvertible {
