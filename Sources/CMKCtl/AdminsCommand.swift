@@ -24,7 +24,7 @@ struct VaultStateOptions: ParsableArguments {
         do {
             return try body()
         } catch let error as IdentityError {
-            let code: Int32 = error.isInputRefusal ? 2 : error.category == .configuration && error.code != .administratorLimit ? 78 : 1
+            let code: Int32 = error.isInputRefusal ? 2 : error.category == .configuration && error.code != .administratorLimit && error.code != .rotationPending ? 78 : 1
             throw CtlError(error.description, exitCode: code)
         }
     }

@@ -7,8 +7,8 @@ import Foundation
 struct VaultCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vault",
-        abstract: "The vault service's security-log key, read from its state directory.",
-        subcommands: [VaultLogKeyCommand.self])
+        abstract: "The vault service's security-log key and token-signing keys, in its state directory.",
+        subcommands: [VaultLogKeyCommand.self, VaultSigningKeysCommand.self, VaultRotateSigningKeyCommand.self])
 }
 
 /// `cmkctl vault log-key`: prints the verifier key of the security log's checkpoints, for the

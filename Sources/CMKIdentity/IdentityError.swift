@@ -14,6 +14,7 @@ public struct IdentityError: CategorizedError, Hashable {
             case invalidHost = "identity.invalid-host"
             case invalidAudience = "identity.invalid-audience"
             case notFound = "identity.not-found"
+            case rotationPending = "identity.rotation-pending"
             case permissions = "identity.permissions"
             case misconfigured = "identity.misconfigured"
             case corrupt = "identity.corrupt"
@@ -36,6 +37,8 @@ public struct IdentityError: CategorizedError, Hashable {
         public static let invalidAudience = Code(.invalidAudience)
         /// No administrator, platform identity or key with that id.
         public static let notFound = Code(.notFound)
+        /// A signing-key rotation while the key added by the previous one has not begun to sign.
+        public static let rotationPending = Code(.rotationPending)
         /// A file of the store is accessible to others, or access was denied.
         public static let permissions = Code(.permissions)
         /// The state directory or the store's schema is not usable by this version.
@@ -68,7 +71,7 @@ public struct IdentityError: CategorizedError, Hashable {
     public var category: ErrorCategory {
         switch code.backing {
         case .administratorLimit, .invalidName, .duplicateName, .invalidEndDate, .invalidHost, .invalidAudience, .notFound,
-             .permissions, .misconfigured:
+             .rotationPending, .permissions, .misconfigured:
             return .configuration
         case .io: return .transient
         case .corrupt: return .internal

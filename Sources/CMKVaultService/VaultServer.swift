@@ -31,7 +31,19 @@ public struct VaultServer: Sendable {
     public func makeRoutes(events: (any ServiceEventSink)? = nil) throws -> VaultRoutes {
         try Self.prepareStateDirectory(configuration.stateDirectory)
         let store = try IdentityStore(stateDirectory: configuration.stateDirectory)
-        let keys = try TokenSigningKeys(stateDirectory: configuration.stateDirectory)
+        let logger = self.logger
+        let keys = try TokenSigningKeys(stateDirectory: configuration.stateDirectory, onReload: { keys in
+            let now = Date()
+            logger.notice("The token-signing keys were replaced; the new file is in use.", metadata: [
+                "message_id": .string(VaultMessageID.signingKeysReloaded),
+                "cmk_signing_kid": .string(keys.last { $0.activates <= now }?.kid ?? keys[0].kid),
+                "cmk_published_kids": .string(keys.map(\.kid).joined(separator: ",")),
+            ])
+        }, onReloadFailure: { error in
+            logger.error("The replaced token-signing key file cannot be used; the keys read before stay in use.", metadata: [
+                "message_id": .string(VaultMessageID.signingKeysReloadFailed), "cmk_error": .string(error.description),
+            ])
+        })
         let tokens = TokenService(store: store, keys: keys, issuerBase: configuration.publicURL)
         let auth = configuration.authentication
         let throttle = FailureThrottle(limits: .init(perClient: auth.failuresPerClient, perAddress: auth.failuresPerAddress, window: auth.failureWindow))
@@ -152,6 +164,10 @@ public enum VaultMessageID {
     public static let configurationInvalid = "b2e6f4c1d8a94e3f9a7c5d2e1f0b8a63"
     public static let startFailed = "c9d1e7f3a5b24c8e9f6a3d1b7e5c2f40"
     public static let event = "e4a7c2f9b1d84e6a8c3f5b9d2e7a1c06"
+    /// `cmkctl vault rotate-signing-key` replaced the key file and the service read it.
+    public static let signingKeysReloaded = "5d8e2b7f1c9a4d3e8b6f0a2c4e7d9b15"
+    /// A replaced key file cannot be read; the keys read before stay in use.
+    public static let signingKeysReloadFailed = "a61f3c8e2d7b4950b8e4c1f6d3a9e207"
     /// An event the security log could not record (the request itself was answered).
     public static let recordFailed = "7b3e9d1c5a2f4e8b9c6d0a3f1e7b5d92"
 }
