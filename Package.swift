@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "CMKAzureKeyVault", targets: ["CMKAzureKeyVault"]),
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
         .library(name: "CMKAzureTestServer", targets: ["CMKAzureTestServer"]),
+        .library(name: "CMKKeyVaultAPI", targets: ["CMKKeyVaultAPI"]),
         .library(name: "CMKAccounts", targets: ["CMKAccounts"]),
         .library(name: "CMKSyncer", targets: ["CMKSyncer"]),
         .library(name: "CMKHost", targets: ["CMKHost"]),
@@ -103,10 +104,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The keys API of Azure Key Vault over a key store (docs/testing/azure-test-server.md).
+        .target(
+            name: "CMKKeyVaultAPI",
+            dependencies: [
+                "CMKCore", "CMKEntra",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "CMKAzureTestServer",
             dependencies: [
-                "CMKCore", "CMKEntra",
+                "CMKCore", "CMKEntra", "CMKKeyVaultAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -159,9 +170,9 @@ let package = Package(
             dependencies: ["CMKCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
-        .target(name: "CMKAudit", dependencies: ["CMKCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(name: "CMKAudit", dependencies: ["CMKCore", "CMKTransparency", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // RFC 9162 Merkle tree, C2SP signed notes and checkpoints: the verifiable security log (docs/transparency.md).
-        .target(name: "CMKTransparency", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(name: "CMKTransparency", dependencies: ["CMKCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // The vault service's security log: records and Merkle nodes in SQLite, signed checkpoints (docs/vault-service.md).
         .target(
             name: "CMKVaultLog",
@@ -278,7 +289,7 @@ let package = Package(
         .testTarget(
             name: "CMKAzureTestServerTests",
             dependencies: [
-                "CMKAzureTestServer", "CMKCore", "CMKTesting",
+                "CMKAzureTestServer", "CMKKeyVaultAPI", "CMKCore", "CMKTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -298,7 +309,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "CMKConfigurationTests", dependencies: ["CMKConfiguration", "CMKCore"], swiftSettings: strict),
-        .testTarget(name: "CMKAuditTests", dependencies: ["CMKAudit", "CMKCore"], swiftSettings: strict),
+        .testTarget(name: "CMKAuditTests", dependencies: ["CMKAudit", "CMKCore", "CMKTransparency"], swiftSettings: strict),
         .testTarget(
             name: "CMKTransparencyTests",
             dependencies: ["CMKTransparency", .product(name: "Crypto", package: "swift-crypto")],

@@ -16,6 +16,7 @@ public struct AuditError: CategorizedError, Hashable {
             case corrupt = "audit.corrupt"
             case invalidEntry = "audit.invalid-entry"
             case missing = "audit.missing"
+            case outOfRange = "audit.out-of-range"
         }
         fileprivate let backing: Backing
         fileprivate init(_ backing: Backing) { self.backing = backing }
@@ -32,6 +33,8 @@ public struct AuditError: CategorizedError, Hashable {
         public static let invalidEntry = Code(.invalidEntry)
         /// The log was started (its anchor says so) but is now absent or holds no record.
         public static let missing = Code(.missing)
+        /// A proof or root was asked for a leaf index or tree size beyond the log.
+        public static let outOfRange = Code(.outOfRange)
 
         public var description: String { backing.rawValue }
     }
@@ -60,6 +63,7 @@ public struct AuditError: CategorizedError, Hashable {
         case .io, .lockTimeout: return .transient
         case .permissions: return .configuration
         case .corrupt, .invalidEntry, .missing: return .internal
+        case .outOfRange: return .configuration
         }
     }
 
@@ -75,6 +79,7 @@ public struct AuditError: CategorizedError, Hashable {
         case .corrupt: meaning = "a record is broken; run cmkctl audit verify"
         case .invalidEntry: meaning = "an entry was refused"
         case .missing: meaning = "the log has vanished or was emptied; restore it"
+        case .outOfRange: meaning = "the index or size is beyond the log"
         }
         return "\(code): \(meaning)"
     }

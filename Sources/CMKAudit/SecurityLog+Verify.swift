@@ -11,6 +11,12 @@ extension SecurityLog {
     /// Throws only when the log cannot be read (`.permissions`, `.io`, `.lockTimeout`); a broken
     /// chain is a verdict, not an error.
     public func verify() throws(AuditError) -> VerificationResult {
+        try verify(eachLine: nil)
+    }
+
+    /// ``verify()``, also handing every newline-terminated line (without its newline) to
+    /// `eachLine`, in file order, whether or not the chain holds there: the Merkle tree's leaves.
+    func verify(eachLine: ((ArraySlice<UInt8>) -> Void)?) throws(AuditError) -> VerificationResult {
         let anchor = try SecurityLogAnchor.read(for: path)
         guard let file = try LogFile.openForReading(path) else {
             let outcome: VerificationResult.Outcome = anchor.map { .vanished(.init(started: $0.created, emptied: false)) } ?? .intact
@@ -21,6 +27,7 @@ extension SecurityLog {
         var broken: VerificationResult.BrokenRecord?
         var verifiedBytes: Int64 = 0
         let torn = try file.forEachLine { (number, offset, line) throws(AuditError) in
+            eachLine?(line)
             guard broken == nil else { return }
             broken = state.check(line: line, number: number)
             if broken == nil, number == 1, let anchor, state.head != anchor.firstHash {
