@@ -1,3 +1,4 @@
+import CMKKeyVaultAPI
 import Foundation
 
 extension AzureKeyVaultTestServer {
@@ -19,7 +20,7 @@ extension AzureKeyVaultTestServer {
     public func administer(_ method: String, _ path: String, body: [String: Any]? = nil) throws -> AdministrationResult {
         let data = try body.map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
         let separator = path.contains("?") ? "&" : "?"
-        let request = ServerRequest(method: method, uri: "\(path)\(separator)api-version=\(VaultService.newestAPIVersion)", headers: [], body: data)
+        let request = ServerRequest(method: method, uri: "\(path)\(separator)api-version=\(KeyVaultAPI.newestAPIVersion)", headers: [], body: data)
         let response = dispatcher.vault.handle(request)
         let json = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
         guard (200..<300).contains(response.status) else {

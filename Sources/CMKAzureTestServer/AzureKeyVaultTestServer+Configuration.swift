@@ -69,11 +69,6 @@ extension AzureKeyVaultTestServer {
             }
         }
 
-        /// Azure's `recoveryLevel` for this retention and purge protection.
-        var recoveryLevel: String {
-            let customized = retentionDays == 90 ? "" : "Customized"
-            return purgeProtection ? "\(customized)Recoverable" : "\(customized)Recoverable+Purgeable"
-        }
     }
 
     /// A per-vault request budget: more than `operations` requests in a `window` (real time) get

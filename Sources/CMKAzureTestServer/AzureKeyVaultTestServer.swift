@@ -1,4 +1,5 @@
 import CMKCore
+import CMKKeyVaultAPI
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -58,7 +59,10 @@ public final class AzureKeyVaultTestServer: Sendable {
             throw TestServerError("the server certificate or key at \(tls.certificatePath) cannot be loaded: \(error)")
         }
         let address = ServerAddress()
-        let vault = VaultService(configuration: configuration, address: address)
+        let vault = KeyVaultAPI(
+            configuration: .init(retentionDays: configuration.retentionDays, purgeProtection: configuration.purgeProtection, clock: configuration.clock,
+                                 vaultName: "emulated-vault"),
+            vaultURL: { address.url })
         let identity = TokenService(configuration: configuration, address: address)
         let dispatcher = Dispatcher(vault: vault, identity: identity, traffic: TrafficControl(rateLimit: configuration.rateLimit))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -1,3 +1,4 @@
+import CMKKeyVaultAPI
 import Crypto
 import Foundation
 
@@ -68,7 +69,7 @@ public struct TestCertificateAuthority: Sendable {
             let der = try run(openssl, ["x509", "-in", path("client.pem"), "-outform", "DER"])
             let client = ClientCertificate(
                 certificatePath: path("client.pem"), privateKeyPath: path("client.key"), publicKeyPEM: String(decoding: publicKey, as: UTF8.self),
-                thumbprintSHA1: Base64URL.encode(Data(Insecure.SHA1.hash(data: der))), thumbprintSHA256: Base64URL.encode(Data(SHA256.hash(data: der))))
+                thumbprintSHA1: KeyVaultBase64URL.encode(Data(Insecure.SHA1.hash(data: der))), thumbprintSHA256: KeyVaultBase64URL.encode(Data(SHA256.hash(data: der))))
             return TestCertificateAuthority(
                 directory: directory, caCertificatePath: path("ca.pem"),
                 server: ServerFiles(certificatePath: path("server.pem"), privateKeyPath: path("server.key")), client: client)

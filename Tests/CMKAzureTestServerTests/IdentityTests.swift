@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import CMKKeyVaultAPI
 import CryptoExtras
 import Foundation
 import NIOSSL
@@ -98,10 +99,10 @@ struct IdentityTests {
                 let header = ["alg": "RS256", "typ": "JWT", "x5t": harness.ca.client.thumbprintSHA1]
                 let now = Int(harness.clock.now().timeIntervalSince1970)
                 let claims: [String: Any] = ["aud": audience, "iss": client, "sub": client, "jti": UUID().uuidString, "nbf": now, "exp": now + 600]
-                let signingInput = Base64URL.encode(try JSONSerialization.data(withJSONObject: header)) + "."
-                    + Base64URL.encode(try JSONSerialization.data(withJSONObject: claims))
+                let signingInput = KeyVaultBase64URL.encode(try JSONSerialization.data(withJSONObject: header)) + "."
+                    + KeyVaultBase64URL.encode(try JSONSerialization.data(withJSONObject: claims))
                 let signature = try signer.signature(for: SHA256.hash(data: Data(signingInput.utf8)), padding: .insecurePKCS1v1_5)
-                return signingInput + "." + Base64URL.encode(signature.rawRepresentation)
+                return signingInput + "." + KeyVaultBase64URL.encode(signature.rawRepresentation)
             }
             func post(_ jwt: String) async throws -> Harness.Reply {
                 try await harness.send(.POST, harness.server.tokenEndpoint, query: nil, form: [

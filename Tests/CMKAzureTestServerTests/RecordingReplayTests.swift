@@ -1,3 +1,4 @@
+import CMKKeyVaultAPI
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
@@ -259,9 +260,9 @@ struct Replayer {
                 mismatch("\(servedURL), recorded \(recorded as? String ?? "")")
             }
         case "n":
-            if Base64URL.decode(recorded as? String ?? "")?.count != Base64URL.decode(served as? String ?? "")?.count { mismatch("modulus size differs") }
+            if KeyVaultBase64URL.decode(recorded as? String ?? "")?.count != KeyVaultBase64URL.decode(served as? String ?? "")?.count { mismatch("modulus size differs") }
         case "value" where ["wrapkey", "encrypt"].contains(operation):
-            if Base64URL.decode(recorded as? String ?? "")?.count != Base64URL.decode(served as? String ?? "")?.count { mismatch("ciphertext size differs") }
+            if KeyVaultBase64URL.decode(recorded as? String ?? "")?.count != KeyVaultBase64URL.decode(served as? String ?? "")?.count { mismatch("ciphertext size differs") }
         case "message" where (recorded as? String ?? "").hasPrefix("AKV10000"):
             if !(served as? String ?? "").hasPrefix("AKV10000: Request is missing a Bearer") { mismatch("\(served), recorded \(recorded)") }
         default:

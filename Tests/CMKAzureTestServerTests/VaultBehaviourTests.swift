@@ -1,3 +1,4 @@
+import CMKKeyVaultAPI
 import CryptoExtras
 import Foundation
 import Testing
@@ -56,7 +57,7 @@ struct VaultBehaviourTests {
             let key = try #require(first["key"] as? [String: Any])
             #expect(key["kty"] as? String == "RSA-HSM")
             #expect(key["key_ops"] as? [String] == ["wrapKey", "unwrapKey"])
-            #expect(Base64URL.decode(key["n"] as? String ?? "")?.count == 384)
+            #expect(KeyVaultBase64URL.decode(key["n"] as? String ?? "")?.count == 384)
             #expect(key["e"] as? String == "AQAB")
             #expect(first.attributes["key_size"] as? Int == 3072)
             #expect(first.attributes["recoveryLevel"] as? String == "Recoverable")
@@ -150,23 +151,23 @@ struct VaultBehaviourTests {
             let token = try await harness.token()
             let key = try await harness.createKey("wrap", token: token)
             let dek = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
-            let wrapped = try await harness.send(.POST, "/keys/wrap/\(key.version)/wrapkey", json: ["alg": alg, "value": Base64URL.encode(dek)], token: token)
+            let wrapped = try await harness.send(.POST, "/keys/wrap/\(key.version)/wrapkey", json: ["alg": alg, "value": KeyVaultBase64URL.encode(dek)], token: token)
             #expect(wrapped.status == 200)
             #expect(wrapped.json["kid"] as? String == key.kid)
             let value = try #require(wrapped.json["value"] as? String)
             let unwrapped = try await harness.send(.POST, "/keys/wrap/\(key.version)/unwrapkey", json: ["alg": alg, "value": value], token: token)
-            #expect(Base64URL.decode(unwrapped.json["value"] as? String ?? "") == dek)
+            #expect(KeyVaultBase64URL.decode(unwrapped.json["value"] as? String ?? "") == dek)
 
             if alg == "RSA-OAEP-256" {
                 let jwk = try #require(key["key"] as? [String: Any])
                 let publicKey = try _RSA.Encryption.PublicKey(
-                    n: try #require(Base64URL.decode(jwk["n"] as? String ?? "")), e: try #require(Base64URL.decode(jwk["e"] as? String ?? "")))
+                    n: try #require(KeyVaultBase64URL.decode(jwk["n"] as? String ?? "")), e: try #require(KeyVaultBase64URL.decode(jwk["e"] as? String ?? "")))
                 let local = try publicKey.encrypt(dek, padding: .PKCS1_OAEP_SHA256)
-                let remote = try await harness.send(.POST, "/keys/wrap//unwrapkey", json: ["alg": alg, "value": Base64URL.encode(local)], token: token)
-                #expect(Base64URL.decode(remote.json["value"] as? String ?? "") == dek)
+                let remote = try await harness.send(.POST, "/keys/wrap//unwrapkey", json: ["alg": alg, "value": KeyVaultBase64URL.encode(local)], token: token)
+                #expect(KeyVaultBase64URL.decode(remote.json["value"] as? String ?? "") == dek)
                 var tampered = local
                 tampered[0] ^= 1
-                let bad = try await harness.send(.POST, "/keys/wrap//unwrapkey", json: ["alg": alg, "value": Base64URL.encode(tampered)], token: token)
+                let bad = try await harness.send(.POST, "/keys/wrap//unwrapkey", json: ["alg": alg, "value": KeyVaultBase64URL.encode(tampered)], token: token)
                 #expect(bad.status == 400 && bad.errorCode == "BadParameter")
             }
         }
@@ -193,7 +194,7 @@ struct VaultBehaviourTests {
             let token = try await harness.token()
             let now = Int(harness.clock.now().timeIntervalSince1970)
             let key = try await harness.createKey("timed", token: token, body: ["kty": "RSA", "attributes": ["nbf": now + 60, "exp": now + 3600]])
-            let dek = Base64URL.encode(Data(repeating: 7, count: 32))
+            let dek = KeyVaultBase64URL.encode(Data(repeating: 7, count: 32))
             let early = try await harness.send(.POST, "/keys/timed/\(key.version)/wrapkey", json: ["alg": "RSA-OAEP-256", "value": dek], token: token)
             #expect(early.status == 403)
             harness.clock.advance(by: .seconds(120))

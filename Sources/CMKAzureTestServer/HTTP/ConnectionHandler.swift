@@ -1,3 +1,4 @@
+import CMKKeyVaultAPI
 import Foundation
 import NIOCore
 import NIOHTTP1

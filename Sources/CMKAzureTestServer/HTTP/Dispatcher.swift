@@ -1,4 +1,5 @@
 import CMKEntra
+import CMKKeyVaultAPI
 import Foundation
 
 /// What the connection handler does with a request.
@@ -12,11 +13,11 @@ enum Outcome: Sendable {
 final class Dispatcher: Sendable {
     enum Listener: Sendable { case tls, imds }
 
-    let vault: VaultService
+    let vault: KeyVaultAPI
     let identity: TokenService
     let traffic: TrafficControl
 
-    init(vault: VaultService, identity: TokenService, traffic: TrafficControl) {
+    init(vault: KeyVaultAPI, identity: TokenService, traffic: TrafficControl) {
         self.vault = vault
         self.identity = identity
         self.traffic = traffic

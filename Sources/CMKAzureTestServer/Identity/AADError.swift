@@ -1,4 +1,5 @@
 import CMKEntra
+import CMKKeyVaultAPI
 import Foundation
 
 /// The identity platform's errors (CMKEntra, shared with cmk-vault) as this server's responses.

@@ -1,4 +1,5 @@
 import CMKEntra
+import CMKKeyVaultAPI
 import Crypto
 import CryptoExtras
 import Foundation
@@ -13,8 +14,8 @@ extension TokenService {
             return .invalidAssertion("The application has no certificate credential registered.", code: 700027)
         }
         let parts = assertion.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 3, let headerData = Base64URL.decode(parts[0]), let payloadData = Base64URL.decode(parts[1]),
-            let signature = Base64URL.decode(parts[2]),
+        guard parts.count == 3, let headerData = KeyVaultBase64URL.decode(parts[0]), let payloadData = KeyVaultBase64URL.decode(parts[1]),
+            let signature = KeyVaultBase64URL.decode(parts[2]),
             let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any],
             let payload = try? JSONSerialization.jsonObject(with: payloadData) as? [String: Any]
         else {

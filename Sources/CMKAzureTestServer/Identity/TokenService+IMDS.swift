@@ -1,4 +1,5 @@
 import CMKEntra
+import CMKKeyVaultAPI
 import Foundation
 
 extension TokenService {

@@ -1,4 +1,5 @@
 import CMKEntra
+import CMKKeyVaultAPI
 import Crypto
 import Foundation
 import Synchronization
@@ -49,7 +50,7 @@ final class TokenService: Sendable {
     func issue(audience: String) -> (token: String, lifetime: Int) {
         var bytes = [UInt8](repeating: 0, count: 32)
         for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
-        let token = Base64URL.encode(Data(bytes))
+        let token = KeyVaultBase64URL.encode(Data(bytes))
         let lifetime = Int(configuration.tokenLifetime.components.seconds)
         let expires = configuration.clock.now().addingTimeInterval(TimeInterval(lifetime))
         tokens.withLock { $0[Self.digest(token)] = IssuedToken(audience: audience, expires: expires) }

@@ -7,44 +7,44 @@ import Foundation
 /// `_RSA.Encryption.PrivateKey`, whose sole stored property is swift-crypto's
 /// `BoringSSLRSAPrivateKey`, which swift-crypto itself declares `Sendable` (a BoringSSL `RSA`
 /// object, documented as safe for concurrent operations). The struct only lacks the conformance.
-final class SharedPrivateKey: @unchecked Sendable {
-    let key: _RSA.Encryption.PrivateKey
-    init(_ key: _RSA.Encryption.PrivateKey) { self.key = key }
+public final class SharedPrivateKey: @unchecked Sendable {
+    public let key: _RSA.Encryption.PrivateKey
+    public init(_ key: _RSA.Encryption.PrivateKey) { self.key = key }
 }
 
 /// One version of a key: a real RSA key pair held in memory, plus its attributes.
-struct KeyVersionRecord: Sendable {
-    let version: String
-    let kty: String
-    let keySize: Int
-    let privateKey: SharedPrivateKey
-    let n: Data
-    let e: Data
-    var keyOps: [String]
-    var enabled: Bool
-    var notBefore: Int?
-    var expires: Int?
-    let created: Int
-    var updated: Int
-    var tags: [String: String]?
+public struct KeyVersionRecord: Sendable {
+    public let version: String
+    public let kty: String
+    public let keySize: Int
+    public let privateKey: SharedPrivateKey
+    public let n: Data
+    public let e: Data
+    public var keyOps: [String]
+    public var enabled: Bool
+    public var notBefore: Int?
+    public var expires: Int?
+    public let created: Int
+    public var updated: Int
+    public var tags: [String: String]?
 }
 
 /// A key: its versions in creation order (the last one is the current version).
-struct KeyRecord: Sendable {
-    let name: String
-    var versions: [KeyVersionRecord]
+public struct KeyRecord: Sendable {
+    public let name: String
+    public var versions: [KeyVersionRecord]
 
-    var latest: KeyVersionRecord { versions[versions.count - 1] }
+    public var latest: KeyVersionRecord { versions[versions.count - 1] }
 
     /// Versions compare case-insensitively, like every Key Vault identifier.
-    func index(of version: String) -> Int? { versions.firstIndex { $0.version == version.lowercased() } }
+    public func index(of version: String) -> Int? { versions.firstIndex { $0.version == version.lowercased() } }
 }
 
 /// A soft-deleted key, recoverable until `scheduledPurgeDate`.
-struct DeletedKeyRecord: Sendable {
-    var key: KeyRecord
-    let deletedDate: Int
-    let scheduledPurgeDate: Int
+public struct DeletedKeyRecord: Sendable {
+    public var key: KeyRecord
+    public let deletedDate: Int
+    public let scheduledPurgeDate: Int
 }
 
 /// The wire shapes of the keys API (names and order as Azure sends them).
@@ -139,15 +139,17 @@ enum Wire {
     }
 }
 
-/// Base64url without padding, as JWK members and key operation values are sent.
-enum Base64URL {
-    static func encode(_ data: Data) -> String {
+/// Base64url without padding, as JWK members and key operation values are sent. Decoding is
+/// lenient as Azure Key Vault's is: base64url or standard base64, padded or not (the identity
+/// store's strict `CMKIdentity.Base64URL` is for tokens, which must have one spelling).
+public enum KeyVaultBase64URL {
+    public static func encode(_ data: Data) -> String {
         data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
     /// Accepts base64url or standard base64, padded or not.
-    static func decode(_ text: String) -> Data? {
+    public static func decode(_ text: String) -> Data? {
         var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
         return Data(base64Encoded: standard)

@@ -1,17 +1,17 @@
 import CMKEntra
 import Foundation
 
-/// One HTTP request as the emulator sees it.
-struct ServerRequest: Sendable {
-    var method: String
+/// One HTTP request as the keys API sees it (the Azure test server and cmk-vault build it from theirs).
+public struct ServerRequest: Sendable {
+    public var method: String
     /// The path without the query, still percent-encoded as sent.
-    var path: String
+    public var path: String
     /// The raw query string (without `?`), if any.
-    var rawQuery: String?
-    var headers: [(name: String, value: String)]
-    var body: Data
+    public var rawQuery: String?
+    public var headers: [(name: String, value: String)]
+    public var body: Data
 
-    init(method: String, uri: String, headers: [(name: String, value: String)], body: Data) {
+    public init(method: String, uri: String, headers: [(name: String, value: String)], body: Data) {
         self.method = method
         if let mark = uri.firstIndex(of: "?") {
             path = String(uri[..<mark])
@@ -24,15 +24,15 @@ struct ServerRequest: Sendable {
         self.body = body
     }
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
     }
 
     /// Query parameters, percent-decoded; the first value wins for repeated names.
-    var query: [String: String] { FormEncoding.decode(rawQuery ?? "") }
+    public var query: [String: String] { FormEncoding.decode(rawQuery ?? "") }
 
     /// The path split on `/`, percent-decoded, keeping empty segments (`/keys/k/` → `["keys", "k", ""]`).
-    var segments: [String] {
+    public var segments: [String] {
         path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map {
             String($0).removingPercentEncoding ?? String($0)
         }
@@ -40,24 +40,22 @@ struct ServerRequest: Sendable {
 }
 
 /// One HTTP response, or what to do instead of answering.
-struct ServerResponse: Sendable {
-    var status: Int
-    var headers: [(name: String, value: String)]
-    var body: Data
+public struct ServerResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: Data
 
-    init(status: Int, headers: [(name: String, value: String)] = [], body: Data = Data()) {
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: Data = Data()) {
         self.status = status
         self.headers = headers
         self.body = body
     }
 
     /// A JSON response of an encodable value.
-    static func json(_ status: Int, _ value: some Encodable, headers: [(name: String, value: String)] = []) -> ServerResponse {
+    public static func json(_ status: Int, _ value: some Encodable, headers: [(name: String, value: String)] = []) -> ServerResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         let body = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return ServerResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers, body: body)
     }
 }
-
-/// `application/x-www-form-urlencoded` decoding (query strings and token request bodies).

@@ -1,41 +1,66 @@
 import CMKCore
+import CMKEntra
 import CryptoExtras
 import Foundation
-import Synchronization
 
-/// The keys REST API of one emulated vault: routing, validation and the key state. Callers have
-/// already passed authentication; everything here answers as Azure Key Vault answers.
-final class VaultService: Sendable {
+/// The keys REST API of Azure Key Vault (its data plane for keys): routing, validation, the JSON
+/// bodies and error codes as the real service sends them (the recordings in
+/// `../shared/fixtures/azure-keyvault/` show them). The keys themselves are kept by a
+/// ``KeyRecordStore``: in memory for the Azure test server, on disk for `cmk-vault` (next).
+/// Callers have already passed authentication and authorization.
+public final class KeyVaultAPI: Sendable {
+    /// What the API needs besides its store.
+    public struct Configuration: Sendable {
+        /// Days a deleted key stays recoverable (7–90).
+        public var retentionDays: Int
+        /// Purge protection: purge is refused with 403 and `recoveryLevel` loses `+Purgeable`.
+        public var purgeProtection: Bool
+        public var clock: any WallClock
+        /// The vault's name as error messages show it.
+        public var vaultName: String
+
+        public init(retentionDays: Int, purgeProtection: Bool, clock: any WallClock, vaultName: String) {
+            self.retentionDays = retentionDays
+            self.purgeProtection = purgeProtection
+            self.clock = clock
+            self.vaultName = vaultName
+        }
+
+        /// Azure's `recoveryLevel` for this retention and purge protection.
+        public var recoveryLevel: String {
+            let customized = retentionDays == 90 ? "" : "Customized"
+            return purgeProtection ? "\(customized)Recoverable" : "\(customized)Recoverable+Purgeable"
+        }
+    }
+
     /// The api-versions accepted; others get Azure's 400 "The specified version (…) is not recognized".
-    static let apiVersions: Set<String> = ["7.4", "7.5", "7.6", "2025-07-01"]
-    static let newestAPIVersion = "2025-07-01"
+    public static let apiVersions: Set<String> = ["7.4", "7.5", "7.6", "2025-07-01"]
+    public static let newestAPIVersion = "2025-07-01"
     static let rsaKeyOperations = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
     static let allowedKeyOperations: Set<String> = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"]
     static let keySizes = [2048, 3072, 4096]
 
-    struct State: Sendable {
-        var keys: [String: KeyRecord] = [:]
-        var deleted: [String: DeletedKeyRecord] = [:]
-    }
+    public let configuration: Configuration
+    let store: any KeyRecordStore
+    private let baseURL: @Sendable () -> String
 
-    let configuration: AzureKeyVaultTestServer.Configuration
-    let state = Mutex(State())
-    let address: ServerAddress
-
-    init(configuration: AzureKeyVaultTestServer.Configuration, address: ServerAddress) {
+    /// - Parameter vaultURL: `https://host[:port]`, read at each request (key ids and `nextLink`s
+    ///   use it; a test server knows its port only once bound).
+    public init(configuration: Configuration, store: any KeyRecordStore = InMemoryKeyRecordStore(), vaultURL: @escaping @Sendable () -> String) {
         self.configuration = configuration
-        self.address = address
+        self.store = store
+        self.baseURL = vaultURL
     }
 
-    /// `https://127.0.0.1:PORT`, set once the listener is bound; key ids and `nextLink`s use it.
-    var vaultURL: String { address.url }
+    var vaultURL: String { baseURL() }
 
     /// The vault's name as error messages show it.
-    var vaultName: String { "emulated-vault" }
+    public var vaultName: String { configuration.vaultName }
 
     var now: Int { Int(configuration.clock.now().timeIntervalSince1970.rounded(.down)) }
 
-    func handle(_ request: ServerRequest) -> ServerResponse {
+    /// The answer to one keys-API request (`/keys…`, `/deletedkeys…`, with `api-version`).
+    public func handle(_ request: ServerRequest) -> ServerResponse {
         do {
             let query = request.query
             guard let apiVersion = query["api-version"] else {
@@ -45,7 +70,6 @@ final class VaultService: Sendable {
                 throw KeyVaultError.badParameter(
                     "The specified version (\(apiVersion)) is not recognized. Consider using the latest supported version (\(Self.newestAPIVersion)).")
             }
-            purgeExpiredDeletions()
             return try route(request, query: query, apiVersion: apiVersion)
         } catch let error as KeyVaultError {
             return error.response
@@ -61,7 +85,7 @@ final class VaultService: Sendable {
         case ("keys", 1) where method == "GET":
             return try listKeys(query: query, apiVersion: apiVersion)
         case ("keys", 2...):
-            let name = storedName(try validName(segments[1]))
+            let name = try storedName(try validName(segments[1]))
             let rest = Array(segments.dropFirst(2))
             switch (method, rest) {
             case ("POST", ["create"]): return try createKey(name, body: request.body)
@@ -80,7 +104,7 @@ final class VaultService: Sendable {
         case ("deletedkeys", 1) where method == "GET":
             return try listDeletedKeys(query: query, apiVersion: apiVersion)
         case ("deletedkeys", 2...):
-            let name = storedName(try validName(segments[1]))
+            let name = try storedName(try validName(segments[1]))
             switch (method, Array(segments.dropFirst(2))) {
             case ("GET", []): return try getDeletedKey(name)
             case ("DELETE", []): return try purgeDeletedKey(name)
@@ -100,16 +124,20 @@ final class VaultService: Sendable {
         return name
     }
 
-    /// Key names are case-insensitive in Key Vault: state is keyed by the lowercased name, and
+    /// Key names are case-insensitive in Key Vault: the store is keyed by the lowercased name, and
     /// answers show the name as it was created.
-    private func storedName(_ name: String) -> String {
-        state.withLock { $0.keys[name.lowercased()]?.name ?? $0.deleted[name.lowercased()]?.key.name } ?? name
+    private func storedName(_ name: String) throws -> String {
+        try entry(name) { entry in entry.live?.name ?? entry.deleted?.key.name } ?? name
     }
 
-    /// Removes soft-deleted keys whose retention has passed (the service purges them itself).
-    private func purgeExpiredDeletions() {
+    /// Runs `body` on the store's entry for `name`, after removing a soft-deleted key whose
+    /// retention has passed (the service purges those itself).
+    func entry<R>(_ name: String, _ body: (inout KeyEntry) throws -> R) throws -> R {
         let now = now
-        state.withLock { state in state.deleted = state.deleted.filter { $0.value.scheduledPurgeDate > now } }
+        return try store.withEntry(name.lowercased()) { entry in
+            if let deleted = entry.deleted, deleted.scheduledPurgeDate <= now { entry.deleted = nil }
+            return try body(&entry)
+        }
     }
 
     // MARK: - Rendering
@@ -124,7 +152,7 @@ final class VaultService: Sendable {
     }
 
     func jsonWebKey(_ name: String, _ record: KeyVersionRecord) -> Wire.JSONWebKey {
-        Wire.JSONWebKey(kid: kid(name, record.version), kty: record.kty, key_ops: record.keyOps, n: Base64URL.encode(record.n), e: Base64URL.encode(record.e))
+        Wire.JSONWebKey(kid: kid(name, record.version), kty: record.kty, key_ops: record.keyOps, n: KeyVaultBase64URL.encode(record.n), e: KeyVaultBase64URL.encode(record.e))
     }
 
     func bundle(_ name: String, _ record: KeyVersionRecord) -> Wire.KeyBundle {

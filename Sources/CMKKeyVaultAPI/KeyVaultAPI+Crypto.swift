@@ -20,7 +20,7 @@ enum CryptoOperation: String, Sendable {
     var isProtecting: Bool { self == .wrapKey || self == .encrypt }
 }
 
-extension VaultService {
+extension KeyVaultAPI {
     /// The RSA algorithms Key Vault offers for wrap/unwrap and encrypt/decrypt.
     static let algorithms: [String: _RSA.Encryption.Padding] = [
         "RSA-OAEP": .PKCS1_OAEP,
@@ -45,7 +45,7 @@ extension VaultService {
         guard let padding = Self.algorithms[alg] else {
             throw KeyVaultError.badParameter("Algorithm '\(alg)' is not supported for key type '\(record.kty)'; accepted values: RSA-OAEP, RSA-OAEP-256, RSA1_5.")
         }
-        guard let text = request.value, let input = Base64URL.decode(text) else {
+        guard let text = request.value, let input = KeyVaultBase64URL.decode(text) else {
             throw KeyVaultError.badParameter("Property 'value' is required and must be base64url.")
         }
         let output: Data
@@ -66,6 +66,6 @@ extension VaultService {
                 throw KeyVaultError.badParameter("The parameter is incorrect: the ciphertext does not decrypt with this key version and \(alg).")
             }
         }
-        return .json(200, Wire.KeyOperationResult(kid: kid(name, record.version), value: Base64URL.encode(output)))
+        return .json(200, Wire.KeyOperationResult(kid: kid(name, record.version), value: KeyVaultBase64URL.encode(output)))
     }
 }

@@ -1,24 +1,25 @@
 import Foundation
 
-extension VaultService {
+extension KeyVaultAPI {
     /// The largest page Azure serves (`maxresults` 1…25).
     static let maxPageSize = 25
 
     func listVersions(_ name: String, query: [String: String], apiVersion: String) throws -> ServerResponse {
-        guard let key = state.withLock({ $0.keys[name.lowercased()] }) else { throw KeyVaultError.keyNotFound(name) }
+        guard let key = try entry(name, { $0.live }) else { throw KeyVaultError.keyNotFound(name) }
         // Newest first, as the service returned them in the recorded paged listing.
         let items = key.versions.reversed().map { Wire.KeyItem(kid: kid(name, $0.version), attributes: attributes($0), tags: $0.tags) }
         return try page(items, path: "/keys/\(name)/versions", query: query, apiVersion: apiVersion)
     }
 
     func listKeys(query: [String: String], apiVersion: String) throws -> ServerResponse {
-        let keys = state.withLock { $0.keys.values.sorted { $0.name < $1.name } }
+        let keys = try store.entries().compactMap(\.live).sorted { $0.name < $1.name }
         let items = keys.map { Wire.KeyItem(kid: "\(vaultURL)/keys/\($0.name)", attributes: attributes($0.latest), tags: $0.latest.tags) }
         return try page(items, path: "/keys", query: query, apiVersion: apiVersion)
     }
 
     func listDeletedKeys(query: [String: String], apiVersion: String) throws -> ServerResponse {
-        let deleted = state.withLock { $0.deleted.values.sorted { $0.key.name < $1.key.name } }
+        let now = now
+        let deleted = try store.entries().compactMap(\.deleted).filter { $0.scheduledPurgeDate > now }.sorted { $0.key.name < $1.key.name }
         return try page(deleted.map(deletedBundle), path: "/deletedkeys", query: query, apiVersion: apiVersion)
     }
 
@@ -33,7 +34,7 @@ extension VaultService {
         }
         var offset = 0
         if let token = query["$skiptoken"] {
-            guard let decoded = Base64URL.decode(token), let text = String(data: decoded, encoding: .utf8), text.hasPrefix("offset:"),
+            guard let decoded = KeyVaultBase64URL.decode(token), let text = String(data: decoded, encoding: .utf8), text.hasPrefix("offset:"),
                 let value = Int(text.dropFirst("offset:".count)), value >= 0
             else {
                 throw KeyVaultError.badParameter("The $skiptoken value is invalid.")
@@ -43,7 +44,7 @@ extension VaultService {
         let slice = Array(items.dropFirst(offset).prefix(size))
         var nextLink: String?
         if offset + size < items.count {
-            let token = Base64URL.encode(Data("offset:\(offset + size)".utf8))
+            let token = KeyVaultBase64URL.encode(Data("offset:\(offset + size)".utf8))
             let maxResults = query["maxresults"].map { "&maxresults=\($0)" } ?? ""
             nextLink = "\(vaultURL)\(path)?api-version=\(apiVersion)&$skiptoken=\(token)\(maxResults)"
         }

@@ -2,7 +2,7 @@ import Crypto
 import CryptoExtras
 import Foundation
 
-extension VaultService {
+extension KeyVaultAPI {
     func createKey(_ name: String, body: Data) throws -> ServerResponse {
         let request = try decode(Wire.CreateKey.self, body)
         guard let kty = request.kty else { throw KeyVaultError.badParameter("Property 'kty' is required; accepted values: RSA, RSA-HSM.") }
@@ -22,14 +22,14 @@ extension VaultService {
             throw KeyVaultError.badParameter("Exportable keys require a release policy, which this emulator does not support.")
         }
         try validValidity(nbf: request.attributes?.nbf, exp: request.attributes?.exp)
-        if state.withLock({ $0.deleted[name.lowercased()] != nil }) { throw KeyVaultError.conflictDeleted(name) }
+        if try entry(name, { $0.deleted != nil }) { throw KeyVaultError.conflictDeleted(name) }
 
         let record = try newVersion(
             kty: kty, size: size, keyOps: keyOps, enabled: request.attributes?.enabled ?? true,
             nbf: request.attributes?.nbf, exp: request.attributes?.exp, tags: tags)
-        try state.withLock { state in
-            if state.deleted[name.lowercased()] != nil { throw KeyVaultError.conflictDeleted(name) }
-            state.keys[name.lowercased(), default: KeyRecord(name: name, versions: [])].versions.append(record)
+        try entry(name) { entry in
+            if entry.deleted != nil { throw KeyVaultError.conflictDeleted(name) }
+            entry.live = KeyRecord(name: entry.live?.name ?? name, versions: (entry.live?.versions ?? []) + [record])
         }
         return .json(200, bundle(name, record))
     }
@@ -37,12 +37,12 @@ extension VaultService {
     /// A new version with the current version's type, size, operations and tags (what `rotate` does
     /// without a rotation policy).
     func rotateKey(_ name: String) throws -> ServerResponse {
-        guard let latest = state.withLock({ $0.keys[name.lowercased()]?.latest }) else { throw KeyVaultError.keyNotFound(name) }
+        guard let latest = try entry(name, { $0.live?.latest }) else { throw KeyVaultError.keyNotFound(name) }
         let record = try newVersion(
             kty: latest.kty, size: latest.keySize, keyOps: latest.keyOps, enabled: true, nbf: nil, exp: nil, tags: latest.tags)
-        try state.withLock { state in
-            guard state.keys[name.lowercased()] != nil else { throw KeyVaultError.keyNotFound(name) }
-            state.keys[name.lowercased()]?.versions.append(record)
+        try entry(name) { entry in
+            guard entry.live != nil else { throw KeyVaultError.keyNotFound(name) }
+            entry.live?.versions.append(record)
         }
         return .json(200, bundle(name, record))
     }
@@ -53,8 +53,8 @@ extension VaultService {
 
     /// The version asked for, or the current one; 404 KeyNotFound as Azure words it.
     func lookUp(_ name: String, version: String?) throws -> KeyVersionRecord {
-        try state.withLock { state in
-            guard let key = state.keys[name.lowercased()] else { throw KeyVaultError.keyNotFound(name) }
+        try entry(name) { entry in
+            guard let key = entry.live else { throw KeyVaultError.keyNotFound(name) }
             guard let version else { return key.latest }
             guard let index = key.index(of: version) else { throw KeyVaultError.versionNotFound(name, version) }
             return key.versions[index]
@@ -70,8 +70,8 @@ extension VaultService {
         let clearsNotBefore = rawAttributes?["nbf"] is NSNull
         let clearsExpiry = rawAttributes?["exp"] is NSNull
         let now = now
-        let updated: KeyVersionRecord = try state.withLock { state in
-            guard var key = state.keys[name.lowercased()] else { throw KeyVaultError.keyNotFound(name) }
+        let updated: KeyVersionRecord = try entry(name) { entry in
+            guard var key = entry.live else { throw KeyVaultError.keyNotFound(name) }
             let index = try version.map { version in
                 guard let index = key.index(of: version) else { throw KeyVaultError.versionNotFound(name, version) }
                 return index
@@ -87,7 +87,7 @@ extension VaultService {
             try validValidity(nbf: record.notBefore, exp: record.expires)
             record.updated = now
             key.versions[index] = record
-            state.keys[name.lowercased()] = key
+            entry.live = key
             return record
         }
         return .json(200, bundle(name, updated))
@@ -96,26 +96,27 @@ extension VaultService {
     func deleteKey(_ name: String) throws -> ServerResponse {
         let now = now
         let retention = configuration.retentionDays * 86_400
-        let deleted: DeletedKeyRecord = try state.withLock { state in
-            guard let key = state.keys.removeValue(forKey: name.lowercased()) else { throw KeyVaultError.keyNotFound(name) }
+        let deleted: DeletedKeyRecord = try entry(name) { entry in
+            guard let key = entry.live else { throw KeyVaultError.keyNotFound(name) }
             let deleted = DeletedKeyRecord(key: key, deletedDate: now, scheduledPurgeDate: now + retention)
-            state.deleted[name.lowercased()] = deleted
+            entry.live = nil
+            entry.deleted = deleted
             return deleted
         }
         return .json(200, deletedBundle(deleted))
     }
 
     func getDeletedKey(_ name: String) throws -> ServerResponse {
-        guard let deleted = state.withLock({ $0.deleted[name.lowercased()] }) else { throw KeyVaultError.deletedKeyNotFound(name) }
+        guard let deleted = try entry(name, { $0.deleted }) else { throw KeyVaultError.deletedKeyNotFound(name) }
         return .json(200, deletedBundle(deleted))
     }
 
     func recoverDeletedKey(_ name: String) throws -> ServerResponse {
-        let key: KeyRecord = try state.withLock { state in
-            guard let deleted = state.deleted[name.lowercased()] else { throw KeyVaultError.deletedKeyNotFound(name) }
-            guard state.keys[name.lowercased()] == nil else { throw KeyVaultError.conflictExists(name) }
-            state.deleted[name.lowercased()] = nil
-            state.keys[name.lowercased()] = deleted.key
+        let key: KeyRecord = try entry(name) { entry in
+            guard let deleted = entry.deleted else { throw KeyVaultError.deletedKeyNotFound(name) }
+            guard entry.live == nil else { throw KeyVaultError.conflictExists(name) }
+            entry.deleted = nil
+            entry.live = deleted.key
             return deleted.key
         }
         return .json(200, bundle(name, key.latest))
@@ -124,10 +125,10 @@ extension VaultService {
     func purgeDeletedKey(_ name: String) throws -> ServerResponse {
         let protected = configuration.purgeProtection
         let vault = vaultName
-        try state.withLock { state in
-            guard state.deleted[name.lowercased()] != nil else { throw KeyVaultError.deletedKeyNotFound(name) }
+        try entry(name) { entry in
+            guard entry.deleted != nil else { throw KeyVaultError.deletedKeyNotFound(name) }
             if protected { throw KeyVaultError.purgeProtected(vault: vault) }
-            state.deleted[name.lowercased()] = nil
+            entry.deleted = nil
         }
         return ServerResponse(status: 204)
     }
