@@ -8,9 +8,10 @@ set -euo pipefail
 # (packaging/test-deb.sh) build the package, lint it and check its man pages and completions.
 # faketime: the clock-skew tests run the daemon and cmkctl under libfaketime.
 # gdb: its gcore dumps the running daemon to show that key material stays out of core dumps.
+# curl: the cmk-vault unit test makes its HTTPS requests inside the systemd sandbox's network.
 need_apt=()
 for pkg in libsqlite3-dev libsystemd-dev libssl-dev pkg-config systemd util-linux python3 python3-pip openssl \
-    dpkg-dev binutils lintian man-db groff-base zsh fish faketime gdb; do
+    dpkg-dev binutils lintian man-db groff-base zsh fish faketime gdb curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -55,15 +55,7 @@ struct ServiceManagerTests {
 
     /// Installs a catalog database with our catalog inside the sandbox, for `journalctl -x`.
     static func installCatalog(_ sandbox: SystemdSandbox) throws {
-        let root = sandbox.work.path + "/catalog-root"
-        try FileManager.default.createDirectory(atPath: root + "/usr/lib/systemd/catalog", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: root + "/var/lib/systemd/catalog", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: TestPaths.catalog, toPath: root + "/usr/lib/systemd/catalog/cmk-syncer.catalog")
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/systemd/catalog")) ?? [] where file.hasSuffix(".catalog") {
-            try? FileManager.default.copyItem(atPath: "/usr/lib/systemd/catalog/" + file, toPath: root + "/usr/lib/systemd/catalog/" + file)
-        }
-        try Command.run("/usr/bin/journalctl", ["--root=\(root)", "--update-catalog"])
-        try sandbox.run("sh", "-c", "mkdir -p /var/lib/systemd/catalog && cp '\(root)/var/lib/systemd/catalog/database' /var/lib/systemd/catalog/")
+        try sandbox.installCatalogs([TestPaths.catalog])
     }
 
     @Test("start waits for READY, STATUS in systemctl, reload, watchdog restart of a frozen daemon, clean stop")
