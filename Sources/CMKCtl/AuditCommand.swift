@@ -7,8 +7,8 @@ import Foundation
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        abstract: "List the security log or verify its hash chain.",
-        subcommands: [List.self, Verify.self])
+        abstract: "List the security log, verify its hash chain, or sign and prove its Merkle tree.",
+        subcommands: [List.self, Verify.self, CheckpointCommand.self, Prove.self, Consistency.self, LogKey.self])
 
     /// One record as `audit list --json` prints it.
     struct Record: Encodable {
@@ -82,16 +82,28 @@ struct AuditCommand: AsyncParsableCommand {
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Verify the security log's hash chain.",
+            abstract: "Verify the security log's hash chain, and with --checkpoint that the log only grew since a kept checkpoint.",
             discussion: """
                 Exit 0 when the chain holds (a torn last line from a crash is reported, not an error); 1 naming the first \
                 broken record, or when a log that was started (security.log.anchor) is missing or empty.
+
+                With --checkpoint FILE (a signed checkpoint kept from `cmkctl audit checkpoint`), also checks the \
+                checkpoint's signature with the pinned key (--key, else security.log.key) and that the log's first \
+                <size> records still hash to its root: exit 1 naming a TRUNCATED or REWRITTEN log (records removed, \
+                reordered, rewritten or inserted), or a checkpoint that is not signed by the key.
                 """)
         @OptionGroup var options: GlobalOptions
+        @Option(help: ArgumentHelp("A signed checkpoint kept earlier; the log must still be consistent with it.", valueName: "file"))
+        var checkpoint: String?
+        @Option(help: ArgumentHelp("The pinned verifier key <origin>+<key id>+<key> (default: the one in security.log.key).", valueName: "vkey"))
+        var key: String?
 
         func run() async throws {
             let log = try AuditCommand.log(options)
-            let result = try log.verify()
+            let tree = try checkpoint.map { _ throws(AuditError) in try log.tree() }
+            let result = try tree?.verification ?? log.verify()
+            let kept = try checkpoint.map { try AuditCommand.checkAgainst(checkpointFile: $0, pinnedKey: key, log: log, tree: tree!) }
+            let checkpointNote = kept.map { "; \($0.message)" } ?? ""
             for warning in result.warnings { Output.warning("\(log.path): \(warning)") }
             switch result.outcome {
             case .intact:
@@ -101,9 +113,14 @@ struct AuditCommand: AsyncParsableCommand {
                 Output.line("line \(torn.line) is torn (\(torn.byteCount) bytes at offset \(torn.offset)): a write interrupted by a crash; the next append repairs it")
             case .broken(let broken):
                 throw CtlError("\(log.path): BROKEN at \(broken); \(result.verifiedCount) records before it verify (head hash \(result.headHash)), "
-                    + "the first \(result.verifiedBytes) bytes; keep a copy of the file, then `truncate -s \(result.verifiedBytes)` it to append again")
+                    + "the first \(result.verifiedBytes) bytes; keep a copy of the file, then `truncate -s \(result.verifiedBytes)` it to append again"
+                    + checkpointNote)
             case .vanished(let vanished):
-                throw CtlError("\(log.path): VANISHED: \(vanished); restore it from a backup (docs/security-log.md)")
+                throw CtlError("\(log.path): VANISHED: \(vanished); restore it from a backup (docs/security-log.md)" + checkpointNote)
+            }
+            if let kept {
+                guard kept.ok else { throw CtlError("\(log.path): \(kept.message)") }
+                Output.line(kept.message)
             }
         }
     }

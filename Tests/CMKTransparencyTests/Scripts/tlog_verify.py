@@ -8,7 +8,7 @@ Written from the specifications, not from the Swift code it checks:
   - c2sp.org/tlog-checkpoint: the checkpoint body (origin, size, root hash).
 
 Usage:
-  tlog_verify.py --vkey VERIFIER_KEY --origin ORIGIN [--kept CHECKPOINT_FILE ...] LOG_JSON
+  tlog_verify.py --vkey VERIFIER_KEY --origin ORIGIN [--kept CHECKPOINT_FILE ...] [--records-jsonl FILE] LOG_JSON
 
 LOG_JSON holds what a log serves:
   {"records": [base64 record, ...],
@@ -16,6 +16,9 @@ LOG_JSON holds what a log serves:
    "inclusion_proofs": [{"index": i, "tree_size": n, "hashes": [base64, ...]}, ...],
    "consistency_proofs": [{"old_size": m, "new_size": n, "hashes": [base64, ...]}, ...]}
 Each --kept file is a signed checkpoint the customer kept from an earlier visit.
+With --records-jsonl, the records are the lines of FILE instead (a JSON Lines log such as the host
+daemon's security.log): record i is line i+1 exactly as stored, without its newline; bytes after
+the last newline (an interrupted write) are not a record. LOG_JSON's "records" must then be absent.
 
 Prints one line per check. Exit 0: the log is accepted. Exit 1: rejected (the last line starts
 with "REJECTED:" and says why). Exit 2: bad usage or unreadable input. Exit 3: the Python
@@ -348,6 +351,7 @@ def main():
     parser.add_argument("--vkey", required=True, help="the pinned verifier key <name>+<key ID>+<key>")
     parser.add_argument("--origin", required=True, help="the pinned checkpoint origin")
     parser.add_argument("--kept", action="append", default=[], help="a signed checkpoint kept from earlier (file)")
+    parser.add_argument("--records-jsonl", help="take the records from the lines of this JSON Lines file (each line without its newline)")
     parser.add_argument("log", help="the log as JSON (file)")
     arguments = parser.parse_args()
     try:
@@ -357,6 +361,15 @@ def main():
         for path in arguments.kept:
             with open(path, "rb") as handle:
                 kept.append(handle.read())
+        if arguments.records_jsonl is not None:
+            if "records" in log:
+                print("UNUSABLE: --records-jsonl replaces the log's records; LOG_JSON must not hold \"records\"")
+                return 2
+            with open(arguments.records_jsonl, "rb") as handle:
+                lines = handle.read().split(b"\n")
+            if lines[-1]:
+                say("note: %d byte(s) after the last newline of %s are not a record" % (len(lines[-1]), arguments.records_jsonl))
+            log["records"] = [base64.b64encode(line).decode("ascii") for line in lines[:-1]]
     except (OSError, ValueError) as error:
         print("UNUSABLE: cannot read the input: %s" % error)
         return 2
