@@ -36,11 +36,13 @@ demo: deps
 	@bash scripts/demo.sh
 
 # Release binaries for the Debian package: the Swift runtime and Foundation linked statically,
-# system libraries (libc, libsystemd, libsqlite3, libcrypto) dynamically.
+# system libraries (libc, libsystemd, libsqlite3, libcrypto) dynamically. cmk-vault (Hummingbird)
+# adds about 2 minutes to a cold release build (docs/packaging.md).
 RELEASE_FLAGS := -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-syncer
 	$(SWIFT) build $(RELEASE_FLAGS) --product cmkctl
+	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-vault
 
 # swift-argument-parser's man page generator is an executable target of that dependency, not a
 # product, so it is built from the resolved checkout with a scratch path of its own.
@@ -48,7 +50,7 @@ ARGUMENT_PARSER := .build/checkouts/swift-argument-parser
 GENERATE_MANUAL_FLAGS := --package-path $(ARGUMENT_PARSER) --scratch-path .build/generate-manual -c release
 DEB = dist/cmk-syncer_$(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version)_$(shell dpkg --print-architecture).deb
 
-# dist/cmk-syncer_<version>_<arch>.deb (docs/packaging.md).
+# dist/cmk-syncer_<version>_<arch>.deb with cmk-syncer, cmkctl and cmk-vault (docs/packaging.md).
 deb: release
 	$(SWIFT) build $(GENERATE_MANUAL_FLAGS) --product generate-manual
 	@bash packaging/build-deb.sh "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)" \

@@ -4,7 +4,7 @@
 #
 #   packaging/build-deb.sh BIN_DIR GENERATE_MANUAL OUT_DIR
 #
-# BIN_DIR holds cmk-syncer and cmkctl (swift build -c release --static-swift-stdlib),
+# BIN_DIR holds cmk-syncer, cmkctl and cmk-vault (swift build -c release --static-swift-stdlib),
 # GENERATE_MANUAL is swift-argument-parser's generate-manual tool. The package is reproducible:
 # file dates, man page dates and archive member dates all come from SOURCE_DATE_EPOCH, which
 # defaults to the date of the newest entry in packaging/debian/changelog. Prints the .deb's path.
@@ -22,12 +22,13 @@ debian=$here/debian
 for tool in dpkg-deb dpkg-shlibdeps dpkg-parsechangelog gzip strip; do
     command -v "$tool" >/dev/null || die "$tool is missing (make deps installs it)"
 done
-for exe in "$bin_dir/cmk-syncer" "$bin_dir/cmkctl" "$generate_manual"; do
+for exe in "$bin_dir/cmk-syncer" "$bin_dir/cmkctl" "$bin_dir/cmk-vault" "$generate_manual"; do
     [ -x "$exe" ] || die "$exe is missing or not executable"
 done
 
 # The version: the binaries' --version (CMKVersion.current) is the upstream version; the
-# changelog's newest entry adds the Debian revision and must agree with it.
+# changelog's newest entry adds the Debian revision and must agree with it. (cmk-vault has no
+# --version; it is built from the same tree in the same build.)
 upstream=$("$bin_dir/cmk-syncer" --version)
 ctl_version=$("$bin_dir/cmkctl" --version)
 [ "$upstream" = "$ctl_version" ] || die "cmk-syncer --version ($upstream) and cmkctl --version ($ctl_version) differ"
@@ -44,12 +45,12 @@ root=$work/root
 doc=$root/usr/share/doc/cmk-syncer
 
 install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/lib/systemd/catalog" \
-    "$root/etc/cmk-syncer" "$root/usr/share/man/man1" "$root/usr/share/man/man5" "$doc" \
+    "$root/etc/cmk-syncer" "$root/usr/share/man/man1" "$root/usr/share/man/man5" "$root/usr/share/man/man8" "$doc" "$doc/examples" \
     "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/lintian/overrides"
 
 # Binaries, stripped as dh_strip does (the unstripped ones stay in BIN_DIR for debugging).
-for exe in cmk-syncer cmkctl; do
+for exe in cmk-syncer cmkctl cmk-vault; do
     install -m 0755 "$bin_dir/$exe" "$root/usr/bin/$exe"
     strip --remove-section=.comment --remove-section=.note --strip-unneeded "$root/usr/bin/$exe"
 done
@@ -57,6 +58,14 @@ done
 install -m 0644 "$repo/systemd/cmk-syncer.service" "$root/lib/systemd/system/cmk-syncer.service"
 install -m 0644 "$repo/systemd/cmk-syncer.catalog" "$root/usr/lib/systemd/catalog/cmk-syncer.catalog"
 install -m 0644 "$here/cmk-syncer.yaml" "$root/etc/cmk-syncer/cmk-syncer.yaml"
+# cmk-vault: its units and catalog as in the repository. Its configuration is an example only,
+# not a conffile in /etc/cmk-vault: public-url and the TLS certificate are the site's, and the
+# socket stays off until the administrator writes them (docs/packaging.md).
+for unit in cmk-vault.socket cmk-vault.service; do
+    install -m 0644 "$repo/systemd/$unit" "$root/lib/systemd/system/$unit"
+done
+install -m 0644 "$repo/systemd/cmk-vault.catalog" "$root/usr/lib/systemd/catalog/cmk-vault.catalog"
+install -m 0644 "$repo/config/cmk-vault.example.yaml" "$doc/examples/cmk-vault.yaml"
 
 mkdir "$work/man"
 # Man pages: generated from the argument parsers (one page per program, subcommands included),
@@ -65,11 +74,15 @@ for exe in cmk-syncer cmkctl; do
     "$generate_manual" "$root/usr/bin/$exe" --date "$man_date" --section 1 \
         --authors "cmk-syncer maintainers<cmk-syncer@example.com>" --output-directory "$work/man"
 done
-[ -f "$work/man/cmk-syncer.1" ] && [ -f "$work/man/cmkctl.1" ] || die "generate-manual did not write cmk-syncer.1 and cmkctl.1: $(ls "$work/man")"
+# cmk-vault is a system service, started by systemd: section 8, as its --help's man page reference says.
+"$generate_manual" "$root/usr/bin/cmk-vault" --date "$man_date" --section 8 \
+    --authors "cmk-syncer maintainers<cmk-syncer@example.com>" --output-directory "$work/man"
+[ -f "$work/man/cmk-syncer.1" ] && [ -f "$work/man/cmkctl.1" ] && [ -f "$work/man/cmk-vault.8" ] \
+    || die "generate-manual did not write cmk-syncer.1, cmkctl.1 and cmk-vault.8: $(ls "$work/man")"
 # generate-manual copies a command's discussion verbatim; mdoc wants paragraph breaks as .Pp,
 # not blank lines (groff warns "Empty input line").
-for page in "$work"/man/*.1; do
-    sed 's/^$/.Pp/' "$page" | gzip -9n >"$root/usr/share/man/man1/$(basename "$page").gz"
+for page in "$work"/man/*.[18]; do
+    sed 's/^$/.Pp/' "$page" | gzip -9n >"$root/usr/share/man/man${page##*.}/$(basename "$page").gz"
 done
 gzip -9n <"$here/cmk-syncer.yaml.5" >"$root/usr/share/man/man5/cmk-syncer.yaml.5.gz"
 
@@ -84,7 +97,7 @@ done
 install -m 0644 "$debian/copyright" "$doc/copyright"
 install -m 0644 "$debian/README.Debian" "$doc/README.Debian"
 gzip -9n <"$debian/changelog" >"$doc/changelog.Debian.gz"
-for file in README.md docs/configuration.md docs/systemd.md docs/security-log.md; do
+for file in README.md docs/configuration.md docs/systemd.md docs/security-log.md docs/vault-service.md; do
     install -m 0644 "$repo/$file" "$doc/$(basename "$file")"
 done
 install -m 0644 "$debian/lintian-overrides" "$root/usr/share/lintian/overrides/cmk-syncer"
@@ -98,7 +111,7 @@ chmod 0644 "$root/DEBIAN/conffiles"
 # dpkg-shlibdeps computes them from the installed libraries' shlibs/symbols files.
 mkdir -p "$work/src/debian"
 printf 'Source: cmk-syncer\n\nPackage: cmk-syncer\nArchitecture: any\n' >"$work/src/debian/control"
-(cd "$work/src" && dpkg-shlibdeps -O "$root/usr/bin/cmk-syncer" "$root/usr/bin/cmkctl") >"$work/shlibs"
+(cd "$work/src" && dpkg-shlibdeps -O "$root/usr/bin/cmk-syncer" "$root/usr/bin/cmkctl" "$root/usr/bin/cmk-vault") >"$work/shlibs"
 depends=$(sed -n 's/^shlibs:Depends=//p' "$work/shlibs")
 [ -n "$depends" ] || die "dpkg-shlibdeps found no dependencies: $(cat "$work/shlibs")"
 

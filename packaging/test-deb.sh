@@ -32,7 +32,7 @@ check() { # check DESCRIPTION COMMAND...: ok when the command succeeds; its outp
 
 [ "$(id -u)" = 0 ] || { echo "test-deb: FAIL: must run as root (dpkg --root installs root-owned files)" >&2; exit 1; }
 [ -f "$deb" ] || { echo "test-deb: FAIL: $deb does not exist (make deb)" >&2; exit 1; }
-for tool in dpkg dpkg-deb lintian man lexgrog groff bash zsh fish systemd-analyze journalctl deb-systemd-helper python3 objdump; do
+for tool in dpkg dpkg-deb lintian man lexgrog groff bash zsh fish systemd-analyze journalctl deb-systemd-helper python3 objdump openssl curl; do
     command -v "$tool" >/dev/null || fail "tool $tool is missing (make deps installs it)"
 done
 ((failures == 0)) || exit 1
@@ -64,14 +64,18 @@ drwxr-xr-x root/root ./lib/
 drwxr-xr-x root/root ./lib/systemd/
 drwxr-xr-x root/root ./lib/systemd/system/
 -rw-r--r-- root/root ./lib/systemd/system/cmk-syncer.service
+-rw-r--r-- root/root ./lib/systemd/system/cmk-vault.service
+-rw-r--r-- root/root ./lib/systemd/system/cmk-vault.socket
 drwxr-xr-x root/root ./usr/
 drwxr-xr-x root/root ./usr/bin/
 -rwxr-xr-x root/root ./usr/bin/cmk-syncer
+-rwxr-xr-x root/root ./usr/bin/cmk-vault
 -rwxr-xr-x root/root ./usr/bin/cmkctl
 drwxr-xr-x root/root ./usr/lib/
 drwxr-xr-x root/root ./usr/lib/systemd/
 drwxr-xr-x root/root ./usr/lib/systemd/catalog/
 -rw-r--r-- root/root ./usr/lib/systemd/catalog/cmk-syncer.catalog
+-rw-r--r-- root/root ./usr/lib/systemd/catalog/cmk-vault.catalog
 drwxr-xr-x root/root ./usr/share/
 drwxr-xr-x root/root ./usr/share/bash-completion/
 drwxr-xr-x root/root ./usr/share/bash-completion/completions/
@@ -84,8 +88,11 @@ drwxr-xr-x root/root ./usr/share/doc/cmk-syncer/
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/changelog.Debian.gz
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/configuration.md
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/copyright
+drwxr-xr-x root/root ./usr/share/doc/cmk-syncer/examples/
+-rw-r--r-- root/root ./usr/share/doc/cmk-syncer/examples/cmk-vault.yaml
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/security-log.md
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/systemd.md
+-rw-r--r-- root/root ./usr/share/doc/cmk-syncer/vault-service.md
 drwxr-xr-x root/root ./usr/share/fish/
 drwxr-xr-x root/root ./usr/share/fish/vendor_completions.d/
 -rw-r--r-- root/root ./usr/share/fish/vendor_completions.d/cmk-syncer.fish
@@ -99,6 +106,8 @@ drwxr-xr-x root/root ./usr/share/man/man1/
 -rw-r--r-- root/root ./usr/share/man/man1/cmkctl.1.gz
 drwxr-xr-x root/root ./usr/share/man/man5/
 -rw-r--r-- root/root ./usr/share/man/man5/cmk-syncer.yaml.5.gz
+drwxr-xr-x root/root ./usr/share/man/man8/
+-rw-r--r-- root/root ./usr/share/man/man8/cmk-vault.8.gz
 drwxr-xr-x root/root ./usr/share/zsh/
 drwxr-xr-x root/root ./usr/share/zsh/vendor-completions/
 -rw-r--r-- root/root ./usr/share/zsh/vendor-completions/_cmk-syncer
@@ -129,7 +138,7 @@ depends=$(dpkg-deb -f "$deb" Depends)
 depends_names=$(sed 's/([^)]*)//g; s/|/,/g' <<<"$depends" | tr ',' '\n' | tr -d ' ')
 mkdir -p "$tmp/x"
 dpkg-deb --extract "$deb" "$tmp/x"
-for exe in cmk-syncer cmkctl; do
+for exe in cmk-syncer cmkctl cmk-vault; do
     for lib in $(objdump -p "$tmp/x/usr/bin/$exe" | awk '$1 == "NEEDED" { print $2 }'); do
         path=$(ldconfig -p | awk -v lib="$lib" '$1 == lib && /x86-64|AArch64|64bit/ { print $NF; exit }')
         [ -n "$path" ] || { fail "$exe needs $lib, which this machine does not have"; continue; }
@@ -178,6 +187,9 @@ fi
 grep -q "not started. Create the vault master key" "$tmp/install.log" \
     && ok "postinst tells a new installation to create the master key" \
     || fail "postinst printed no master-key guidance: $(cat "$tmp/install.log")"
+grep -q "cmk-vault: not enabled. Write /etc/cmk-vault/cmk-vault.yaml" "$tmp/install.log" \
+    && ok "postinst tells a new installation how to configure and enable cmk-vault" \
+    || fail "postinst printed no cmk-vault guidance: $(cat "$tmp/install.log")"
 status=$(dpkg-query --root="$root" -W -f='${Status} ${Version}' cmk-syncer 2>&1)
 [ "$status" = "install ok installed $version" ] && ok "dpkg-query: $status" || fail "dpkg-query: $status"
 check "dpkg --verify: every installed file matches md5sums" bash -c "[ -z \"\$(dpkg --root='$root' --verify cmk-syncer 2>&1)\" ]"
@@ -198,6 +210,16 @@ ok "every installed file exists with its mode and owner"
     || fail "no deb-systemd-helper state in the root: $(find "$root/var/lib/systemd" 2>&1)"
 [ ! -e /var/lib/systemd/deb-systemd-helper-enabled/cmk-syncer.service.dsh-also ] \
     && ok "the host's deb-systemd-helper state is untouched" || fail "the maintainer scripts wrote to the host's deb-systemd-helper state"
+# cmk-vault: neither the socket nor the service is enabled (nothing listens on a new installation).
+enabled=$(find "$root/etc/systemd" -name 'cmk-vault.*' 2>/dev/null)
+[ -z "$enabled" ] && ok "cmk-vault.socket and cmk-vault.service are not enabled on installation" \
+    || fail "installation enabled cmk-vault: $enabled"
+for unit in cmk-vault.socket cmk-vault.service; do
+    [ -e "$root/var/lib/systemd/deb-systemd-helper-enabled/$unit.dsh-also" ] \
+        && ok "deb-systemd-helper recorded $unit's state in the root" || fail "no deb-systemd-helper state for $unit in the root"
+    [ ! -e "/var/lib/systemd/deb-systemd-helper-enabled/$unit.dsh-also" ] \
+        || fail "the maintainer scripts wrote $unit's deb-systemd-helper state on the host"
+done
 
 # The catalog: postinst compiled it into the root; every MESSAGE_ID in the code has an entry.
 [ -s "$root/var/lib/systemd/catalog/database" ] && ok "postinst compiled the catalog (journalctl --root --update-catalog)" \
@@ -205,10 +227,14 @@ ok "every installed file exists with its mode and owner"
 journalctl --root="$root" --dump-catalog >"$tmp/catalog" 2>"$tmp/catalog.err" || fail "journalctl --dump-catalog: $(cat "$tmp/catalog.err")"
 ids=$(grep -oE '"[0-9a-f]{32}"' "$repo/Sources/CMKDaemon/MessageID.swift" | tr -d '"' | sort -u)
 [ -n "$ids" ] || fail "no MESSAGE_IDs found in Sources/CMKDaemon/MessageID.swift"
+vault_ids=$(grep -rhoE '"[0-9a-f]{32}"' "$repo/Sources/CMKVaultService" | tr -d '"' | sort -u)
+[ -n "$vault_ids" ] || fail "no MESSAGE_IDs found in Sources/CMKVaultService"
+ids="$ids $vault_ids"
+missing=0
 for id in $ids; do
-    grep -q "^-- $id" "$tmp/catalog" || fail "the compiled catalog has no entry for $id"
+    grep -q "^-- $id" "$tmp/catalog" || { fail "the compiled catalog has no entry for $id"; missing=$((missing + 1)); }
 done
-ok "the compiled catalog has all $(wc -w <<<"$ids") MESSAGE_IDs"
+((missing == 0)) && ok "the compiled catalog has all $(wc -w <<<"$ids") MESSAGE_IDs of cmk-syncer and cmk-vault"
 
 # The binaries run from the root.
 actual=$("$root/usr/bin/cmk-syncer" --version 2>&1)
@@ -221,7 +247,10 @@ for command in status sync keys accounts data audit; do
 done
 ok "cmkctl --help lists status, sync, keys, accounts, data, audit"
 check "cmk-syncer --help" "$root/usr/bin/cmk-syncer" --help
-check "every shared library resolves (ldd)" bash -c "! ldd '$root/usr/bin/cmk-syncer' '$root/usr/bin/cmkctl' | grep -F 'not found'"
+help=$("$root/usr/bin/cmk-vault" --help 2>&1) || fail "cmk-vault --help exited non-zero: $help"
+grep -qE "^ +run " <<<"$help" && grep -qE "^ +check-config " <<<"$help" \
+    && ok "cmk-vault --help lists run and check-config" || fail "cmk-vault --help: $help"
+check "every shared library resolves (ldd)" bash -c "! ldd '$root/usr/bin/cmk-syncer' '$root/usr/bin/cmkctl' '$root/usr/bin/cmk-vault' | grep -F 'not found'"
 
 # The installed configuration is valid and, with the unit's credential, brings up a vault and
 # an account in sync: one pass of the installed daemon on the installed file.
@@ -252,8 +281,58 @@ assert set(accounts) == {"files-1"}, sorted(accounts)
 assert accounts["files-1"]["binding"] == report["currentVersion"] and not accounts["files-1"]["suspended"], accounts
 EOF
 
+# The installed cmk-vault serves: the shipped example validates, and, adapted as an administrator
+# would (public-url, a loopback port of its own instead of the socket, TLS files of a throw-away
+# CA instead of the unit's credentials, a state directory here), the release binary answers the
+# tenant's OpenID discovery document over HTTPS.
+example=$root/usr/share/doc/cmk-syncer/examples/cmk-vault.yaml
+check "cmk-vault check-config accepts the shipped example" "$root/usr/bin/cmk-vault" check-config --config "$example"
+vault=$tmp/vault
+mkdir -m 0700 "$vault"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=cmk test-deb CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    -keyout "$vault/ca.key" -out "$vault/ca.crt" >"$vault/openssl.log" 2>&1 \
+    && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+        -keyout "$vault/tls.key" -out "$vault/tls.csr" >>"$vault/openssl.log" 2>&1 \
+    && printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n' >"$vault/tls.ext" \
+    && openssl x509 -req -in "$vault/tls.csr" -CA "$vault/ca.crt" -CAkey "$vault/ca.key" -CAcreateserial -days 1 \
+        -extfile "$vault/tls.ext" -out "$vault/tls.crt" >>"$vault/openssl.log" 2>&1 \
+    || fail "openssl could not make the test CA: $(cat "$vault/openssl.log")"
+chmod 600 "$vault/tls.key"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -e "s|^public-url: .*|public-url: https://127.0.0.1:$port|" -e "s|^listen: .*|listen: 127.0.0.1:$port|" \
+    -e "s|certificate-credential: tls.crt|certificate-file: $vault/tls.crt|" -e "s|key-credential: tls.key|key-file: $vault/tls.key|" \
+    -e "s|^# state-directory: .*|state-directory: $vault/state|" "$example" >"$vault/cmk-vault.yaml"
+env -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID -u CREDENTIALS_DIRECTORY \
+    "$root/usr/bin/cmk-vault" run --config "$vault/cmk-vault.yaml" >"$vault/log" 2>&1 &
+vault_pid=$!
+for _ in $(seq 300); do
+    grep -q "The vault service is listening." "$vault/log" && break
+    kill -0 "$vault_pid" 2>/dev/null || break
+    sleep 0.1
+done
+tenant=$(sed -n 's/.*The vault service is listening\..* cmk_tenant=\([0-9a-f-]\{36\}\).*/\1/p' "$vault/log")
+if [ -n "$tenant" ]; then
+    curl -sS --max-time 20 --cacert "$vault/ca.crt" -o "$vault/discovery.json" -w '%{http_code}' \
+        "https://127.0.0.1:$port/$tenant/v2.0/.well-known/openid-configuration" >"$vault/http" 2>"$vault/curl.err"
+    check "the installed cmk-vault serves the tenant's discovery document over HTTPS" python3 - "$vault/discovery.json" "$(cat "$vault/http")" \
+        "https://127.0.0.1:$port/$tenant/v2.0" <<'PY'
+import json, sys
+assert sys.argv[2] == "200", "HTTP " + sys.argv[2]
+document = json.load(open(sys.argv[1]))
+assert document["issuer"] == sys.argv[3], document
+assert document["token_endpoint"] == sys.argv[3].replace("/v2.0", "/oauth2/v2.0/token"), document
+PY
+else
+    fail "the installed cmk-vault did not start listening: $(tail -20 "$vault/log")"
+fi
+kill -TERM "$vault_pid" 2>/dev/null
+wait "$vault_pid"
+status=$?
+[ "$status" = 0 ] && ok "the installed cmk-vault stops on SIGTERM with exit 0" || fail "cmk-vault exited $status on SIGTERM: $(tail -5 "$vault/log")"
+
 # Man pages render without warnings (as lintian and man-db run them) and have a NAME line.
-for page in "$root"/usr/share/man/man1/*.gz "$root"/usr/share/man/man5/*.gz; do
+for page in "$root"/usr/share/man/man1/*.gz "$root"/usr/share/man/man5/*.gz "$root"/usr/share/man/man8/*.gz; do
     name=${page#"$root"}
     warnings=$(LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$page" 2>&1 >/dev/null)
     [ -z "$warnings" ] && ok "man $name renders without warnings" || fail "man $name: $warnings"
@@ -264,6 +343,9 @@ for command in status sync keys accounts data audit rotate restore sweep verify;
     grep -qw "$command" <<<"$rendered" || fail "cmkctl(1) does not mention '$command'"
 done
 ok "cmkctl(1) documents every command"
+rendered=$(man -l "$root/usr/share/man/man8/cmk-vault.8.gz" 2>/dev/null)
+grep -qw run <<<"$rendered" && grep -qw check-config <<<"$rendered" && grep -q "cmk-vault.socket" <<<"$rendered" \
+    && ok "cmk-vault(8) documents run, check-config and the socket" || fail "cmk-vault(8) lacks run, check-config or cmk-vault.socket"
 # Each page is read into a variable first: `producer | grep -q` under pipefail fails (SIGPIPE)
 # when grep stops early, which would turn a match into a failure or a `!` check into a pass.
 yaml_page=$(zcat "$root/usr/share/man/man5/cmk-syncer.yaml.5.gz" | sed 's/\\-/-/g')
@@ -282,22 +364,30 @@ for exe in cmk-syncer cmkctl; do
     check "fish completion registers $exe" bash -c "fish -c 'source $root/usr/share/fish/vendor_completions.d/$exe.fish; complete -c $exe' | grep -q ."
 done
 
-# The installed unit against the installed binary path: verify-unit.sh overlays /usr/bin with
+# The installed units against the installed binary paths: verify-unit.sh overlays /usr/bin with
 # the installed binary in a private mount namespace (systemd-analyze --root lacks the targets and
-# /bin/kill the unit refers to), so the installed unit file is verified unchanged.
-verify=$(bash "$repo/Tests/CMKSystemdTests/Scripts/verify-unit.sh" "$root/lib/systemd/system/cmk-syncer.service" \
-    "$root/usr/bin/cmk-syncer" 2>&1)
-verify_status=$?
-verify_stderr=${verify#*--- stderr}
-if [ "$verify_status" = 0 ] && [ -z "$(tr -d '[:space:]' <<<"$verify_stderr")" ]; then
-    ok "systemd-analyze verify: the installed unit with the installed /usr/bin/cmk-syncer"
-else
-    fail "systemd-analyze verify of the installed unit (status $verify_status): $verify"
-fi
+# /bin/kill the unit refers to), so the installed unit files are verified unchanged.
+for unit in cmk-syncer.service:cmk-syncer cmk-vault.socket:cmk-vault cmk-vault.service:cmk-vault; do
+    exe=${unit#*:} unit=${unit%:*}
+    verify=$(bash "$repo/Tests/CMKSystemdTests/Scripts/verify-unit.sh" "$root/lib/systemd/system/$unit" "$root/usr/bin/$exe" 2>&1)
+    verify_status=$?
+    verify_stderr=${verify#*--- stderr}
+    if [ "$verify_status" = 0 ] && [ -z "$(tr -d '[:space:]' <<<"$verify_stderr")" ]; then
+        ok "systemd-analyze verify: the installed $unit with the installed /usr/bin/$exe"
+    else
+        fail "systemd-analyze verify of the installed $unit (status $verify_status): $verify"
+    fi
+done
 
 # --- conffile upgrade, remove, purge -----------------------------------------------------------
 
 echo "# local edit" >>"$root/etc/cmk-syncer/cmk-syncer.yaml"
+# The administrator configured cmk-vault and enabled its socket; an upgrade keeps that.
+mkdir -p "$root/etc/cmk-vault"
+cp "$example" "$root/etc/cmk-vault/cmk-vault.yaml"
+systemctl --root="$root" enable cmk-vault.socket >"$tmp/enable.log" 2>&1 || fail "systemctl --root enable cmk-vault.socket: $(cat "$tmp/enable.log")"
+socket_link=$root/etc/systemd/system/sockets.target.wants/cmk-vault.socket
+[ -L "$socket_link" ] || fail "enabling cmk-vault.socket in the root made no link: $(find "$root/etc/systemd" 2>&1)"
 if dpkg_root --force-confold --install "$deb" >"$tmp/reinstall.log" 2>&1; then
     ok "reinstall over an installed version (postinst configure with the old version)"
 else
@@ -306,20 +396,32 @@ fi
 [ "$(tail -1 "$root/etc/cmk-syncer/cmk-syncer.yaml")" = "# local edit" ] \
     && ok "a local edit of the conffile survives the reinstall" || fail "the reinstall lost the local conffile edit"
 ! grep -q "not started" "$tmp/reinstall.log" && ok "no master-key notice on upgrade" || fail "postinst repeated the notice on upgrade"
+! grep -q "cmk-vault: not enabled" "$tmp/reinstall.log" && ok "no cmk-vault notice on upgrade" || fail "postinst repeated the cmk-vault notice on upgrade"
+[ -L "$socket_link" ] && ok "the upgrade keeps cmk-vault.socket enabled" || fail "the upgrade lost the enablement of cmk-vault.socket"
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/cmk-syncer.service" ] \
+    && ok "the upgrade did not enable cmk-syncer.service" || fail "the upgrade enabled cmk-syncer.service"
 
-mkdir -p "$root/var/lib/private/cmk-syncer/vault"
+mkdir -p "$root/var/lib/private/cmk-syncer/vault" "$root/var/lib/private/cmk-vault"
 ln -s private/cmk-syncer "$root/var/lib/cmk-syncer"
+ln -s private/cmk-vault "$root/var/lib/cmk-vault"
 dpkg_root --remove cmk-syncer >"$tmp/remove.log" 2>&1 || fail "dpkg --remove failed: $(cat "$tmp/remove.log")"
-[ ! -e "$root/usr/bin/cmk-syncer" ] && [ -e "$root/etc/cmk-syncer/cmk-syncer.yaml" ] \
-    && ok "remove: binaries gone, configuration kept" || fail "remove: unexpected files: $(ls "$root/usr/bin" "$root/etc/cmk-syncer" 2>&1)"
+[ ! -e "$root/usr/bin/cmk-syncer" ] && [ ! -e "$root/usr/bin/cmk-vault" ] && [ -e "$root/etc/cmk-syncer/cmk-syncer.yaml" ] \
+    && [ -e "$root/etc/cmk-vault/cmk-vault.yaml" ] \
+    && ok "remove: binaries gone, configuration kept" || fail "remove: unexpected files: $(ls "$root/usr/bin" "$root/etc/cmk-syncer" "$root/etc/cmk-vault" 2>&1)"
 catalog_after_remove=$(journalctl --root="$root" --dump-catalog 2>/dev/null)
-! grep -q "Defined-By: cmk-syncer" <<<"$catalog_after_remove" \
-    && ok "remove: postrm dropped the catalog entries" || fail "remove: the compiled catalog still has cmk-syncer entries"
+! grep -qE "Defined-By: cmk-(syncer|vault)" <<<"$catalog_after_remove" \
+    && ok "remove: postrm dropped the catalog entries" || fail "remove: the compiled catalog still has cmk-syncer or cmk-vault entries"
 dpkg_root --purge cmk-syncer >"$tmp/purge.log" 2>&1 || fail "dpkg --purge failed: $(cat "$tmp/purge.log")"
 [ ! -e "$root/etc/cmk-syncer" ] && ok "purge: /etc/cmk-syncer removed" || fail "purge left $(ls -la "$root/etc/cmk-syncer")"
 [ -d "$root/var/lib/private/cmk-syncer/vault" ] && [ -L "$root/var/lib/cmk-syncer" ] \
     && ok "purge: the state directory (vault, account data) is kept" || fail "purge deleted the state directory"
 grep -q "kept /var/lib/cmk-syncer" "$tmp/purge.log" && ok "purge: says where the data was kept" || fail "purge: no notice about the kept state: $(cat "$tmp/purge.log")"
+[ -d "$root/var/lib/private/cmk-vault" ] && [ -e "$root/etc/cmk-vault/cmk-vault.yaml" ] && grep -q "kept /var/lib/cmk-vault" "$tmp/purge.log" \
+    && ok "purge: cmk-vault's state and the administrator's /etc/cmk-vault are kept, and it says so" \
+    || fail "purge: cmk-vault's state or configuration was removed, or no notice: $(cat "$tmp/purge.log")"
+[ ! -e "$socket_link" ] && [ ! -e "$root/var/lib/systemd/deb-systemd-helper-enabled/cmk-vault.socket.dsh-also" ] \
+    && ok "purge: cmk-vault.socket's enablement and deb-systemd-helper state removed" \
+    || fail "purge left cmk-vault.socket enabled or its state: $(find "$root/etc/systemd" "$root/var/lib/systemd/deb-systemd-helper-enabled" 2>&1)"
 [ ! -e "$root/var/lib/systemd/deb-systemd-helper-enabled/cmk-syncer.service.dsh-also" ] \
     && ok "purge: deb-systemd-helper state removed" || fail "purge left deb-systemd-helper state"
 status=$(dpkg-query --root="$root" -W -f='${db:Status-Status}' cmk-syncer 2>/dev/null)
