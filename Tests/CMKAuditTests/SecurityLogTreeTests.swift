@@ -158,6 +158,20 @@ struct SecurityLogTreeTests {
         #expect(throws: AuditError(.corrupt, "")) { try log.signingKeyCreatingIfNeeded() }
     }
 
+    @Test("a key root makes (sudo cmkctl) is handed to the state directory's owner, still 0600, and root still reads it")
+    func keyMadeByRoot() throws {
+        try #require(geteuid() == 0, "the suite runs as root, which may give a directory to another user")
+        let directory = try TemporaryDirectory()
+        #expect(chown(directory.path, 65534, 65534) == 0)
+        let log = SecurityLog(path: directory.logPath, clock: ManualClock())
+        let signer = try log.signingKeyCreatingIfNeeded()
+        var info = stat()
+        #expect(stat(log.signingKeyPath, &info) == 0)
+        #expect(info.st_uid == 65534 && info.st_gid == 65534, "owner \(info.st_uid):\(info.st_gid)")
+        #expect(mode(log.signingKeyPath) == 0o600)
+        #expect(try log.signingKey()?.verifier == signer.verifier)
+    }
+
     @Test("compared with an earlier checkpoint: a grown log is consistent, a truncated one truncated, a re-chained rewrite rewritten")
     func compare() throws {
         let directory = try TemporaryDirectory()
