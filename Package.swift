@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "CMKLocalVault",
             dependencies: [
-                "CMKCore", "CMKEnvelope",
+                "CMKCore", "CMKEnvelope", "CMKKeyVaultAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
@@ -289,7 +289,7 @@ let package = Package(
         .testTarget(
             name: "CMKAzureTestServerTests",
             dependencies: [
-                "CMKAzureTestServer", "CMKKeyVaultAPI", "CMKCore", "CMKTesting",
+                "CMKAzureTestServer", "CMKKeyVaultAPI", "CMKLocalVault", "CMKCore", "CMKTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,4 +1,5 @@
 import CMKCore
+import CMKKeyVaultAPI
 import Foundation
 
 extension AzureKeyVaultTestServer {
@@ -28,6 +29,9 @@ extension AzureKeyVaultTestServer {
         public var challengeAuthority: String?
         /// The time source for key validity (`nbf`/`exp`), token expiry, timestamps and purge dates.
         public var clock: any WallClock
+        /// Where the keys API keeps its keys: nil for memory (lost at shutdown); a `LocalVault`
+        /// to run the same API over the local vault's files, as cmk-vault does.
+        public var keyStore: (any KeyRecordStore)?
 
         public init(
             tenantID: String = "72f988bf-86f1-41af-91ab-2d7cd011db47",
@@ -41,7 +45,8 @@ extension AzureKeyVaultTestServer {
             rateLimit: RateLimit? = nil,
             vaultResource: String = "https://vault.azure.net",
             challengeAuthority: String? = nil,
-            clock: any WallClock = SystemWallClock()
+            clock: any WallClock = SystemWallClock(),
+            keyStore: (any KeyRecordStore)? = nil
         ) {
             self.tenantID = tenantID
             self.clientID = clientID
@@ -55,6 +60,7 @@ extension AzureKeyVaultTestServer {
             self.vaultResource = vaultResource
             self.challengeAuthority = challengeAuthority
             self.clock = clock
+            self.keyStore = keyStore
         }
 
         /// Checks the values a real vault would refuse to be configured with.

@@ -62,7 +62,7 @@ public final class AzureKeyVaultTestServer: Sendable {
         let vault = KeyVaultAPI(
             configuration: .init(retentionDays: configuration.retentionDays, purgeProtection: configuration.purgeProtection, clock: configuration.clock,
                                  vaultName: "emulated-vault"),
-            vaultURL: { address.url })
+            store: configuration.keyStore ?? InMemoryKeyRecordStore(), vaultURL: { address.url })
         let identity = TokenService(configuration: configuration, address: address)
         let dispatcher = Dispatcher(vault: vault, identity: identity, traffic: TrafficControl(rateLimit: configuration.rateLimit))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

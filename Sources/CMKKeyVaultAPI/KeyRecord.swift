@@ -1,23 +1,32 @@
 import CryptoExtras
 import Foundation
 
+/// The private half of a key version, as a store keeps it: in memory (``SharedPrivateKey``) or
+/// sealed on disk and opened on first use (cmk-vault's local vault).
+public protocol KeyPairHandle: Sendable {
+    /// The RSA private key; a store that cannot open it (a wrong master key, a tampered file)
+    /// throws, and the API answers 500 without details.
+    func privateKey() throws -> _RSA.Encryption.PrivateKey
+}
+
 /// An RSA private key shared between concurrent requests.
 ///
 /// `@unchecked Sendable` is safe: the only stored property is an immutable
 /// `_RSA.Encryption.PrivateKey`, whose sole stored property is swift-crypto's
 /// `BoringSSLRSAPrivateKey`, which swift-crypto itself declares `Sendable` (a BoringSSL `RSA`
 /// object, documented as safe for concurrent operations). The struct only lacks the conformance.
-public final class SharedPrivateKey: @unchecked Sendable {
+public final class SharedPrivateKey: KeyPairHandle, @unchecked Sendable {
     public let key: _RSA.Encryption.PrivateKey
     public init(_ key: _RSA.Encryption.PrivateKey) { self.key = key }
+    public func privateKey() -> _RSA.Encryption.PrivateKey { key }
 }
 
-/// One version of a key: a real RSA key pair held in memory, plus its attributes.
+/// One version of a key: its RSA key pair, plus its attributes. Dates are whole seconds since 1970.
 public struct KeyVersionRecord: Sendable {
     public let version: String
     public let kty: String
     public let keySize: Int
-    public let privateKey: SharedPrivateKey
+    public let privateKey: any KeyPairHandle
     public let n: Data
     public let e: Data
     public var keyOps: [String]
@@ -27,12 +36,34 @@ public struct KeyVersionRecord: Sendable {
     public let created: Int
     public var updated: Int
     public var tags: [String: String]?
+
+    public init(version: String, kty: String, keySize: Int, privateKey: any KeyPairHandle, n: Data, e: Data, keyOps: [String], enabled: Bool,
+                notBefore: Int?, expires: Int?, created: Int, updated: Int, tags: [String: String]?) {
+        self.version = version
+        self.kty = kty
+        self.keySize = keySize
+        self.privateKey = privateKey
+        self.n = n
+        self.e = e
+        self.keyOps = keyOps
+        self.enabled = enabled
+        self.notBefore = notBefore
+        self.expires = expires
+        self.created = created
+        self.updated = updated
+        self.tags = tags
+    }
 }
 
 /// A key: its versions in creation order (the last one is the current version).
 public struct KeyRecord: Sendable {
     public let name: String
     public var versions: [KeyVersionRecord]
+
+    public init(name: String, versions: [KeyVersionRecord]) {
+        self.name = name
+        self.versions = versions
+    }
 
     public var latest: KeyVersionRecord { versions[versions.count - 1] }
 
@@ -45,6 +76,12 @@ public struct DeletedKeyRecord: Sendable {
     public var key: KeyRecord
     public let deletedDate: Int
     public let scheduledPurgeDate: Int
+
+    public init(key: KeyRecord, deletedDate: Int, scheduledPurgeDate: Int) {
+        self.key = key
+        self.deletedDate = deletedDate
+        self.scheduledPurgeDate = scheduledPurgeDate
+    }
 }
 
 /// The wire shapes of the keys API (names and order as Azure sends them).

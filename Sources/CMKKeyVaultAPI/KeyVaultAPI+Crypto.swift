@@ -48,11 +48,17 @@ extension KeyVaultAPI {
         guard let text = request.value, let input = KeyVaultBase64URL.decode(text) else {
             throw KeyVaultError.badParameter("Property 'value' is required and must be base64url.")
         }
+        let privateKey: _RSA.Encryption.PrivateKey
+        do {
+            privateKey = try record.privateKey.privateKey()
+        } catch {
+            throw KeyVaultError.serverError(500)
+        }
         let output: Data
         switch operation {
         case .wrapKey, .encrypt:
             do {
-                output = try record.privateKey.key.publicKey.encrypt(input, padding: padding)
+                output = try privateKey.publicKey.encrypt(input, padding: padding)
             } catch {
                 throw KeyVaultError.badParameter("The value is too long for \(alg) with an RSA-\(record.keySize) key.")
             }
@@ -61,7 +67,7 @@ extension KeyVaultAPI {
                 throw KeyVaultError.badParameter("The ciphertext has \(input.count) bytes; an RSA-\(record.keySize) ciphertext has \(record.keySize / 8).")
             }
             do {
-                output = try record.privateKey.key.decrypt(input, padding: padding)
+                output = try privateKey.decrypt(input, padding: padding)
             } catch {
                 throw KeyVaultError.badParameter("The parameter is incorrect: the ciphertext does not decrypt with this key version and \(alg).")
             }

@@ -22,7 +22,7 @@ extension KeyVaultAPI {
             throw KeyVaultError.badParameter("Exportable keys require a release policy, which this emulator does not support.")
         }
         try validValidity(nbf: request.attributes?.nbf, exp: request.attributes?.exp)
-        if try entry(name, { $0.deleted != nil }) { throw KeyVaultError.conflictDeleted(name) }
+        if try read(name).deleted != nil { throw KeyVaultError.conflictDeleted(name) }
 
         let record = try newVersion(
             kty: kty, size: size, keyOps: keyOps, enabled: request.attributes?.enabled ?? true,
@@ -37,7 +37,7 @@ extension KeyVaultAPI {
     /// A new version with the current version's type, size, operations and tags (what `rotate` does
     /// without a rotation policy).
     func rotateKey(_ name: String) throws -> ServerResponse {
-        guard let latest = try entry(name, { $0.live?.latest }) else { throw KeyVaultError.keyNotFound(name) }
+        guard let latest = try read(name).live?.latest else { throw KeyVaultError.keyNotFound(name) }
         let record = try newVersion(
             kty: latest.kty, size: latest.keySize, keyOps: latest.keyOps, enabled: true, nbf: nil, exp: nil, tags: latest.tags)
         try entry(name) { entry in
@@ -53,12 +53,10 @@ extension KeyVaultAPI {
 
     /// The version asked for, or the current one; 404 KeyNotFound as Azure words it.
     func lookUp(_ name: String, version: String?) throws -> KeyVersionRecord {
-        try entry(name) { entry in
-            guard let key = entry.live else { throw KeyVaultError.keyNotFound(name) }
-            guard let version else { return key.latest }
-            guard let index = key.index(of: version) else { throw KeyVaultError.versionNotFound(name, version) }
-            return key.versions[index]
-        }
+        guard let key = try read(name).live else { throw KeyVaultError.keyNotFound(name) }
+        guard let version else { return key.latest }
+        guard let index = key.index(of: version) else { throw KeyVaultError.versionNotFound(name, version) }
+        return key.versions[index]
     }
 
     func updateKey(_ name: String, version: String?, body: Data) throws -> ServerResponse {
@@ -107,7 +105,7 @@ extension KeyVaultAPI {
     }
 
     func getDeletedKey(_ name: String) throws -> ServerResponse {
-        guard let deleted = try entry(name, { $0.deleted }) else { throw KeyVaultError.deletedKeyNotFound(name) }
+        guard let deleted = try read(name).deleted else { throw KeyVaultError.deletedKeyNotFound(name) }
         return .json(200, deletedBundle(deleted))
     }
 

@@ -5,7 +5,7 @@ extension KeyVaultAPI {
     static let maxPageSize = 25
 
     func listVersions(_ name: String, query: [String: String], apiVersion: String) throws -> ServerResponse {
-        guard let key = try entry(name, { $0.live }) else { throw KeyVaultError.keyNotFound(name) }
+        guard let key = try read(name).live else { throw KeyVaultError.keyNotFound(name) }
         // Newest first, as the service returned them in the recorded paged listing.
         let items = key.versions.reversed().map { Wire.KeyItem(kid: kid(name, $0.version), attributes: attributes($0), tags: $0.tags) }
         return try page(items, path: "/keys/\(name)/versions", query: query, apiVersion: apiVersion)

@@ -36,7 +36,7 @@ public final class KeyVaultAPI: Sendable {
     /// The api-versions accepted; others get Azure's 400 "The specified version (…) is not recognized".
     public static let apiVersions: Set<String> = ["7.4", "7.5", "7.6", "2025-07-01"]
     public static let newestAPIVersion = "2025-07-01"
-    static let rsaKeyOperations = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
+    public static let rsaKeyOperations = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
     static let allowedKeyOperations: Set<String> = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"]
     static let keySizes = [2048, 3072, 4096]
 
@@ -127,11 +127,19 @@ public final class KeyVaultAPI: Sendable {
     /// Key names are case-insensitive in Key Vault: the store is keyed by the lowercased name, and
     /// answers show the name as it was created.
     private func storedName(_ name: String) throws -> String {
-        try entry(name) { entry in entry.live?.name ?? entry.deleted?.key.name } ?? name
+        let entry = try read(name)
+        return entry.live?.name ?? entry.deleted?.key.name ?? name
     }
 
-    /// Runs `body` on the store's entry for `name`, after removing a soft-deleted key whose
-    /// retention has passed (the service purges those itself).
+    /// The store's entry for `name`; a soft-deleted key whose retention has passed is gone.
+    func read(_ name: String) throws -> KeyEntry {
+        var entry = try store.entry(name.lowercased())
+        if let deleted = entry.deleted, deleted.scheduledPurgeDate <= now { entry.deleted = nil }
+        return entry
+    }
+
+    /// Runs `body` on the store's entry for `name` and keeps what it leaves, after removing a
+    /// soft-deleted key whose retention has passed (the service purges those itself).
     func entry<R>(_ name: String, _ body: (inout KeyEntry) throws -> R) throws -> R {
         let now = now
         return try store.withEntry(name.lowercased()) { entry in

@@ -18,6 +18,9 @@ struct KeyDocument: Codable, Sendable, Equatable {
     var written: Date?
     /// Every version, oldest first.
     var versions: [StoredVersion]
+    /// The name as it was created through cmk-vault's keys API, whose names are case-insensitive
+    /// (the file and `name` are lower case there); nil for keys made by `cmkctl keys`.
+    var displayName: String?
 
     struct StoredVersion: Codable, Sendable, Equatable {
         /// 32 lowercase hex digits.
@@ -29,6 +32,12 @@ struct KeyDocument: Codable, Sendable, Equatable {
         var keySize: Int
         var publicKey: StoredPublicKey
         var sealedPrivateKey: SealedBox
+        /// What cmk-vault's keys API keeps besides (nil in keys made by `cmkctl keys`, which
+        /// mean `RSA`, every RSA operation, no tags, updated when created).
+        var kty: String?
+        var keyOps: [String]?
+        var tags: [String: String]?
+        var updated: Date?
 
         var keyVersion: KeyVersion {
             KeyVersion(id: id, created: created, enabled: enabled, notBefore: notBefore, expires: expires)

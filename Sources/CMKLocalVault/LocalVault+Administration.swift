@@ -123,7 +123,7 @@ extension LocalVault {
     /// document as it is on disk now and returns the new one (nil removes the file). A creation
     /// and a purge are recorded in the vault's history (`vault.json`) first, so that a crash can
     /// never leave a key that the history forgot.
-    private func mutate<R>(_ key: KeyReference, _ body: (KeyDocument?) throws(VaultError) -> (KeyDocument?, R)) throws(VaultError) -> R {
+    func mutate<R>(_ key: KeyReference, _ body: (KeyDocument?) throws(VaultError) -> (KeyDocument?, R)) throws(VaultError) -> R {
         let path = path(of: key)
         let result = try VaultFiles.withExclusiveLock(lockPath) { () throws(VaultError) -> R in
             let before = try readDocument(key)

@@ -1,5 +1,6 @@
 import CMKCore
 import CMKEnvelope
+import CMKKeyVaultAPI
 import Crypto
 import CryptoExtras
 import Foundation
@@ -29,6 +30,9 @@ public final class LocalVault: KeyVaultAdministration {
     /// `vault.json`: the master-key check and the history of the vault's keys.
     let markerPath: String
     let cache = Mutex<[String: CachedKeyFile]>([:])
+    /// Private keys opened for cmk-vault's keys API, by `name/version`, with the sealed bytes
+    /// they came from (``openPrivateKey(_:version:sealed:)``).
+    let apiPrivateKeys = Mutex<[String: (sealed: KeyDocument.SealedBox, key: SharedPrivateKey)]>([:])
 
     /// Opens (creating if needed) the vault directory and checks the master key against it.
     ///

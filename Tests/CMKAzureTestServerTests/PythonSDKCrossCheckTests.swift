@@ -1,3 +1,5 @@
+import CMKCore
+import CMKLocalVault
 import Foundation
 import Testing
 
@@ -16,9 +18,23 @@ struct PythonSDKCrossCheckTests {
 
     static let installHint = "install it with `scripts/install-deps.sh` (pip install azure-keyvault-keys azure-identity cryptography)"
 
-    @Test("the official SDK completes the key lifecycle against the emulator", arguments: ["2025-07-01", "7.6"])
-    func lifecycle(_ apiVersion: String) async throws {
-        try await Harness.with({ $0.retentionDays = 7; $0.purgeProtection = true; $0.managedIdentityClientID = "sdk-managed-identity" }) { harness in
+    /// Where the keys API keeps its keys in the run: memory (the test server's default) or the
+    /// local vault's sealed files, as cmk-vault keeps them.
+    enum Store: String, CaseIterable, Sendable {
+        case memory, localVault
+    }
+
+    @Test("the official SDK completes the key lifecycle against the emulator, over memory and over the local vault's files",
+          arguments: ["2025-07-01", "7.6"], Store.allCases)
+    func lifecycle(_ apiVersion: String, _ store: Store) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cmk-sdk-local-vault-" + UUID().uuidString)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let vault = store == .localVault
+            ? try LocalVault(configuration: .init(directory: directory, masterKey: .bytes(.random(count: 32)), retentionDays: 7, purgeProtection: true))
+            : nil
+        try await Harness.with({
+            $0.retentionDays = 7; $0.purgeProtection = true; $0.managedIdentityClientID = "sdk-managed-identity"; $0.keyStore = vault
+        }) { harness in
             let result = try Self.run(harness: harness, apiVersion: apiVersion)
             let steps = try #require(result["steps"] as? [[String: Any]], "script output: \(result)")
             func step(_ name: String) throws -> [String: Any] {
@@ -59,6 +75,24 @@ struct PythonSDKCrossCheckTests {
             let vaultCalls = harness.server.requests.filter { $0.endpoint == .vault }
             #expect(vaultCalls.contains { $0.status == 401 }, "the SDK should have met the challenge")
             #expect(harness.server.requests.contains { $0.endpoint == .token && $0.status == 200 })
+            if let vault {
+                // The key the SDK made and deleted at the end is a local-vault key on disk: the
+                // daemon's provider sees it deleted with both versions, the older one disabled;
+                // recovered by the vault, it unwraps with the newer one.
+                let key = try KeyReference("sdk-cross-check")
+                let snapshot = try await vault.snapshot(of: key)
+                guard case .deleted(let deleted) = snapshot else { throw HarnessError("the local vault does not hold the SDK's deleted key: \(snapshot)") }
+                #expect(Set(deleted.versions.map(\.id)) == Set(list["versions"] as? [String] ?? []))
+                #expect(deleted.versions.last?.id == rotate["version"] as? String)
+                #expect(deleted.versions.map(\.enabled) == [false, true])
+                let state = try await vault.recoverKey(key)
+                let dek = SecretBytes.random(count: 32)
+                let current = try #require(state.versions.last?.id)
+                let wrapped = try await vault.wrap(dek, key: key, version: current, algorithm: .rsaOAEP256)
+                #expect(try await vault.unwrap(wrapped, key: key, version: current, algorithm: .rsaOAEP256) == dek)
+                let file = try String(contentsOf: directory.appendingPathComponent("keys/sdk-cross-check.json"), encoding: .utf8)
+                #expect(file.contains("\"sealedPrivateKey\"") && !file.contains("PRIVATE KEY"))
+            }
         }
     }
 
