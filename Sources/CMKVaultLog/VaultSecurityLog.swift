@@ -14,9 +14,11 @@ import Synchronization
 ///   ``MerkleHashStore`` layout, docs/transparency.md);
 /// - `signed`: the size and root of the last checkpoint the service signed.
 ///
-/// An append is one transaction (record, leaf hash, completed nodes), so a `kill -9` at any
-/// point leaves the log before or after it. Appends from many tasks are serialized by the
-/// database pool's single writer. Checkpoints are signed lazily, when asked, and cached until
+/// Appends arriving together are committed together (group commit, ``append(_:at:)``): one
+/// transaction and one `fsync` for every record queued while the previous commit ran, each
+/// caller resumed once its own record is durable. A transaction holds whole records (record,
+/// leaf hash, completed nodes), so a `kill -9` at any point leaves the log before or after it,
+/// and no caller is answered before its record is on disk. Checkpoints are signed lazily, when asked, and cached until
 /// the size changes; the service never signs two checkpoints no consistency proof links: the
 /// tree only grows, and opening a log whose tree is shorter than (or differs at) the last signed
 /// checkpoint fails with ``VaultLogError/Code/rolledBack``.
@@ -32,6 +34,17 @@ public final class VaultSecurityLog: Sendable {
     let signer: NoteSigner
     let pool: DatabasePool
     private let cache = Mutex<SignedCheckpoint?>(nil)
+    /// Appends waiting for the committer, and whether it is running (``append(_:at:)``).
+    private let queue = Mutex(AppendQueue())
+    /// Where the committer runs: its transactions block on `fsync`, never a Swift concurrency thread.
+    private let committer = DispatchQueue(label: "cmk-vault-log.committer")
+    /// The most records one group commit holds; more wait for the next transaction.
+    static let maximumBatch = 512
+    private let commits = Mutex(0)
+
+    /// How many append transactions committed since the log was opened (each is one `fsync`):
+    /// fewer than the records appended when appends arrived together.
+    public var appendTransactions: Int { commits.withLock { $0 } }
 
     /// The published key: what customers pin.
     public var verifier: NoteVerifier { signer.verifier }
@@ -77,22 +90,90 @@ public final class VaultSecurityLog: Sendable {
 
     // MARK: Appending
 
-    /// Appends a record for `event` at `time` in one transaction; returns the record.
+    /// An append waiting for its transaction.
+    struct PendingAppend {
+        var event: SecurityLogEvent
+        var time: Date
+        var continuation: CheckedContinuation<SecurityLogRecord, any Error>
+    }
+
+    struct AppendQueue {
+        var pending: [PendingAppend] = []
+        var committing = false
+    }
+
+    /// Appends a record for `event` at `time` and returns it once it is durable (committed with
+    /// `synchronous = FULL`). Appends that arrive while a commit runs are committed together,
+    /// in arrival order, in the next transaction; each gets its own index.
+    ///
+    /// - Throws: ``VaultLogError`` when the record could not be written (then it is not in the
+    ///   log: a failed transaction leaves nothing behind).
     @discardableResult
-    public func append(_ event: SecurityLogEvent, at time: Date = Date()) throws -> SecurityLogRecord {
-        try write("append a record to the security log") { db in
-            var tree = MerkleTree(store: SQLiteNodeStore(db: db))
-            let index = try tree.size()
-            let record = SecurityLogRecord(index: index, time: SecurityLogRecord.timeText(time), event: event)
-            let leaf = try record.canonicalJSON()
-            try db.execute(sql: """
-                INSERT INTO records (idx, time, operation, actor, role, address, leaf) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [Int64(index), record.time, record.operation, record.actor, record.role, record.address, leaf])
-            guard try tree.append(record: leaf) == index else {
-                throw VaultLogError(.corrupt, "the security log's tree and records disagree at index \(index)")
+    public func append(_ event: SecurityLogEvent, at time: Date = Date()) async throws -> SecurityLogRecord {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = queue.withLock { state -> Bool in
+                state.pending.append(PendingAppend(event: event, time: time, continuation: continuation))
+                guard !state.committing else { return false }
+                state.committing = true
+                return true
             }
-            return record
+            if start { committer.async { self.commitQueued() } }
         }
+    }
+
+    /// The committer: takes everything queued (up to ``maximumBatch``), commits it in one
+    /// transaction, resumes its callers, and goes on until the queue is empty.
+    private func commitQueued() {
+        while true {
+            let batch = queue.withLock { state -> [PendingAppend] in
+                let batch = Array(state.pending.prefix(Self.maximumBatch))
+                state.pending.removeFirst(batch.count)
+                if batch.isEmpty { state.committing = false }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                let records = try appendInOneTransaction(batch.map { ($0.event, $0.time) })
+                for (pending, record) in zip(batch, records) { pending.continuation.resume(returning: record) }
+            } catch {
+                guard batch.count > 1 else {
+                    batch[0].continuation.resume(throwing: error)
+                    continue
+                }
+                // One record's failure must not fail the others: each on its own.
+                for pending in batch {
+                    do {
+                        pending.continuation.resume(returning: try appendInOneTransaction([(pending.event, pending.time)])[0])
+                    } catch {
+                        pending.continuation.resume(throwing: error)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends `events` in order in one transaction; their records.
+    private func appendInOneTransaction(_ events: [(SecurityLogEvent, Date)]) throws -> [SecurityLogRecord] {
+        let records = try write("append \(events.count == 1 ? "a record" : "\(events.count) records") to the security log") { db in
+            var tree = MerkleTree(store: SQLiteNodeStore(db: db))
+            var records: [SecurityLogRecord] = []
+            records.reserveCapacity(events.count)
+            for (event, time) in events {
+                let index = try tree.size()
+                let record = SecurityLogRecord(index: index, time: SecurityLogRecord.timeText(time), event: event)
+                let leaf = try record.canonicalJSON()
+                try db.execute(sql: """
+                    INSERT INTO records (idx, time, operation, actor, role, address, leaf) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [Int64(index), record.time, record.operation, record.actor, record.role, record.address, leaf])
+                guard try tree.append(record: leaf) == index else {
+                    throw VaultLogError(.corrupt, "the security log's tree and records disagree at index \(index)")
+                }
+                records.append(record)
+            }
+            return records
+        }
+        commits.withLock { $0 += 1 }
+        return records
     }
 
     // MARK: Reading

@@ -32,15 +32,15 @@ struct BearerAuthentication: RouterMiddleware {
             throw ServiceError(.unauthorized, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", headers: [.wwwAuthenticate: challenge])
         }
         guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
-            return try refuse("the Authorization header is not a Bearer token", reason: "not-bearer", context: context)
+            return try await refuse("the Authorization header is not a Bearer token", reason: "not-bearer", context: context)
         }
         let verification = try routes.tokens.verify(String(header.dropFirst(7)), audience: routes.managementAudience)
         switch verification {
         case .refused(let refusal):
-            return try refuse("the token was refused (\(refusal.rawValue))", reason: refusal.rawValue, context: context)
+            return try await refuse("the token was refused (\(refusal.rawValue))", reason: refusal.rawValue, context: context)
         case .valid(let token):
             guard roles.contains(token.principal.role) else {
-                routes.events.record(.accessDenied(principal: token.principal, route: context.endpointPath ?? request.uri.path, address: context.remoteAddress))
+                await routes.recordRefusal(.accessDenied(principal: token.principal, route: context.endpointPath ?? request.uri.path, address: context.remoteAddress))
                 throw ServiceError.forbidden("the caller's role (\(token.principal.role.rawValue)) may not use this route; it needs \(roles.map(\.rawValue).sorted().joined(separator: " or "))")
             }
             var context = context
@@ -49,9 +49,9 @@ struct BearerAuthentication: RouterMiddleware {
         }
     }
 
-    private func refuse(_ message: String, reason: String, context: VaultRequestContext) throws -> Response {
+    private func refuse(_ message: String, reason: String, context: VaultRequestContext) async throws -> Response {
         routes.throttle.recordFailure(clientID: nil, address: context.remoteAddress)
-        routes.events.record(.tokenRefused(reason: reason, address: context.remoteAddress))
+        await routes.recordRefusal(.tokenRefused(reason: reason, address: context.remoteAddress))
         throw ServiceError(.unauthorized, "Unauthorized", message, headers: [.wwwAuthenticate: challenge + ", error=\"invalid_token\""])
     }
 }

@@ -39,6 +39,8 @@ public struct ServiceError: Error, HTTPResponseError, Sendable {
     static func badRequest(_ message: String) -> ServiceError { ServiceError(.badRequest, "BadParameter", message) }
     static func notFound(_ message: String) -> ServiceError { ServiceError(.notFound, "NotFound", message) }
     static func forbidden(_ message: String) -> ServiceError { ServiceError(.forbidden, "Forbidden", message) }
+    /// 503: the security log could not record the change, so it was not made.
+    static func notRecorded(_ error: EventNotRecorded) -> ServiceError { ServiceError(.serviceUnavailable, "SecurityLogUnavailable", error.detail) }
 }
 
 /// A token-endpoint error in the identity platform's shape, with its status (and `Retry-After`).
@@ -52,6 +54,14 @@ struct TokenEndpointError: Error, HTTPResponseError {
         if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
         let data = try JSONEncoder().encode(error.body())
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension TokenEndpointError {
+    /// 503 in the identity platform's shape: the token's record could not be written, so no
+    /// token was issued.
+    static func notRecorded(_ error: EventNotRecorded) -> TokenEndpointError {
+        TokenEndpointError(status: .serviceUnavailable, error: IdentityPlatformError(error: "temporarily_unavailable", description: error.detail, code: nil))
     }
 }
 

@@ -36,9 +36,12 @@ public struct ServiceEvent: Sendable, Hashable {
         Self(operation: "access-denied", actor: principal.clientID, role: principal.role.rawValue, address: address, details: ["route": route])
     }
 
-    static func credentialAdded(by principal: Principal?, keyID: String, name: String, address: String) -> Self {
-        Self(operation: "credential-added", actor: principal?.clientID, role: principal?.role.rawValue, address: address,
-             details: ["keyId": keyID, "displayName": name])
+    /// Recorded before the key exists (fail closed), so it names the key by its `displayName`
+    /// (unique among live keys) and end date; the store gives the key id when it creates it.
+    static func credentialAdded(by principal: Principal?, name: String, end: Date?, address: String) -> Self {
+        var details = ["displayName": name]
+        if let end { details["endDateTime"] = GraphDate.string(end) }
+        return Self(operation: "credential-added", actor: principal?.clientID, role: principal?.role.rawValue, address: address, details: details)
     }
 
     static func credentialRevoked(by principal: Principal?, keyID: String, address: String) -> Self {
@@ -48,11 +51,42 @@ public struct ServiceEvent: Sendable, Hashable {
     static func administratorSecretReplaced(principal: Principal, address: String) -> Self {
         Self(operation: "administrator-secret-replaced", actor: principal.clientID, role: principal.role.rawValue, address: address, details: [:])
     }
+
+    /// A change whose record (at `index`) was appended but which then failed (a concurrent
+    /// request took the name, the identity store failed): `<operation>-failed`, the same actor
+    /// and details, the index of the record it cancels and the store's error code.
+    func failed(recordIndex index: UInt64?, reason: String) -> Self {
+        var details = self.details
+        if let index { details["record"] = String(index) }
+        details["reason"] = reason
+        return Self(operation: operation + "-failed", actor: actor, role: role, address: address, details: details)
+    }
 }
 
-/// Where service events go: the security log (a Merkle tree, once it is wired) and the journal.
+/// Where service events go: the security log (a record that must be durable before the change
+/// it describes is made, or the token it describes handed out) and the journal.
 public protocol ServiceEventSink: Sendable {
-    func record(_ event: ServiceEvent)
+    /// Records `event`; returns its index in the security log (nil for a sink without one).
+    ///
+    /// - Throws: ``EventNotRecorded`` when the record could not be made durable. The caller must
+    ///   then not make the change (answer 503); a refusal stays a refusal.
+    @discardableResult
+    func record(_ event: ServiceEvent) async throws -> UInt64?
+}
+
+/// The security log could not record an event (a full or failing disk): what was asked did not
+/// happen. `detail` names the operation and the fix, never a secret.
+public struct EventNotRecorded: Error, Sendable, CustomStringConvertible {
+    /// The operation that was not recorded.
+    public let operation: String
+    public let detail: String
+
+    public init(operation: String, detail: String) {
+        self.operation = operation
+        self.detail = detail
+    }
+
+    public var description: String { detail }
 }
 
 /// Writes events to the journal (MESSAGE_ID per docs/vault-service.md), one line each.
@@ -61,7 +95,8 @@ public struct JournalEventSink: ServiceEventSink {
 
     public init(logger: Logger) { self.logger = logger }
 
-    public func record(_ event: ServiceEvent) {
+    @discardableResult
+    public func record(_ event: ServiceEvent) async throws -> UInt64? {
         var metadata: Logger.Metadata = ["CMK_OPERATION": .string(event.operation), "CMK_ADDRESS": .string(event.address)]
         if let actor = event.actor { metadata["CMK_ACTOR"] = .string(actor) }
         if let role = event.role { metadata["CMK_ROLE"] = .string(role) }
@@ -70,5 +105,6 @@ public struct JournalEventSink: ServiceEventSink {
             || event.operation.hasSuffix("-throttled")
         metadata["message_id"] = .string(VaultMessageID.event)
         logger.log(level: failed ? .warning : .notice, "Vault service event.", metadata: metadata)
+        return nil
     }
 }

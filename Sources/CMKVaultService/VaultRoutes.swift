@@ -81,7 +81,7 @@ public struct VaultRoutes: Sendable {
             return try await removePassword(request, context: context)
         }
         management.post("me/replaceSecret") { _, context in
-            try replaceOwnSecret(context: context)
+            try await replaceOwnSecret(context: context)
         }
         if let log { SecurityLogRoutes(routes: self, log: log).register(on: router) }
     }
@@ -116,13 +116,13 @@ public struct VaultRoutes: Sendable {
 
         let client = String(clientID.prefix(64))
         if let wait = throttle.retryAfter(clientID: client, address: context.remoteAddress) {
-            events.record(.authenticationThrottled(clientID: client, address: context.remoteAddress))
+            await recordRefusal(.authenticationThrottled(clientID: client, address: context.remoteAddress))
             throw TokenEndpointError(status: .tooManyRequests, error: .throttled(retryAfter: wait), retryAfter: wait)
         }
         switch try store.authenticate(clientID: clientID, secret: secret) {
         case .refused(let failure):
             throttle.recordFailure(clientID: client, address: context.remoteAddress)
-            events.record(.authenticationFailed(clientID: client, reason: failure.rawValue, address: context.remoteAddress))
+            await recordRefusal(.authenticationFailed(clientID: client, reason: failure.rawValue, address: context.remoteAddress))
             switch failure {
             case .unknownClient: throw TokenEndpointError(status: .badRequest, error: .unknownClient(client, tenant: tenant))
             case .credentialExpired: throw TokenEndpointError(status: .unauthorized, error: .expiredSecret(client))
@@ -135,7 +135,12 @@ public struct VaultRoutes: Sendable {
             } catch let error as IdentityError where error.code == .invalidAudience {
                 throw TokenEndpointError(status: .badRequest, error: .invalidScope(scope))
             }
-            events.record(.tokenIssued(principal: principal, audience: audience, address: context.remoteAddress))
+            // Fail closed: the token leaves only once its record is durable.
+            do {
+                try await events.record(.tokenIssued(principal: principal, audience: audience, address: context.remoteAddress))
+            } catch let error as EventNotRecorded {
+                throw TokenEndpointError.notRecorded(error)
+            }
             return JSONResponse(value: TokenResponse(expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.token))
         }
     }
@@ -188,13 +193,12 @@ public struct VaultRoutes: Sendable {
             }
             end = date
         }
-        let created: PasswordCredential
-        do {
-            created = try store.addServicePrincipalCredential(displayName: name, endDateTime: end)
-        } catch let error as IdentityError {
-            throw Self.answer(error)
+        let now = Date()
+        try checkNewKey(name: name, end: end, at: now)
+        let event = ServiceEvent.credentialAdded(by: context.principal, name: name, end: end, address: context.remoteAddress)
+        let created = try await recordedChange(event) {
+            try store.addServicePrincipalCredential(displayName: name, endDateTime: end, at: now)
         }
-        events.record(.credentialAdded(by: context.principal, keyID: created.keyId, name: created.displayName, address: context.remoteAddress))
         return JSONResponse(value: created)
     }
 
@@ -205,12 +209,13 @@ public struct VaultRoutes: Sendable {
     func removePassword(_ request: Request, context: VaultRequestContext) async throws -> Response {
         let body = try await StrictJSON.decode(RemovePasswordRequest.self, from: request, context: context, allowed: ["keyId": []])
         guard let keyID = body.keyId else { throw ServiceError.badRequest("keyId is required: the id of the key to revoke (GET /v1.0/applications lists them)") }
-        do {
-            try store.revokeServicePrincipalCredential(keyID: keyID)
-        } catch let error as IdentityError {
-            throw Self.answer(error)
+        guard try store.servicePrincipalCredentials().contains(where: { $0.keyId == keyID }) else {
+            throw ServiceError(.notFound, "Request_ResourceNotFound",
+                               "the service principal has no unrevoked key with keyId '\(String(keyID.prefix(64)))'; list the keys to see their ids")
         }
-        events.record(.credentialRevoked(by: context.principal, keyID: keyID, address: context.remoteAddress))
+        try await recordedChange(.credentialRevoked(by: context.principal, keyID: keyID, address: context.remoteAddress)) {
+            try store.revokeServicePrincipalCredential(keyID: keyID)
+        }
         return Response(status: .noContent, headers: [.cacheControl: "no-store"])
     }
 
@@ -220,16 +225,69 @@ public struct VaultRoutes: Sendable {
         var hint: String
     }
 
-    func replaceOwnSecret(context: VaultRequestContext) throws -> JSONResponse<ReplacedSecret> {
+    func replaceOwnSecret(context: VaultRequestContext) async throws -> JSONResponse<ReplacedSecret> {
         guard let principal = context.principal else { throw ServiceError.forbidden("no caller") }
-        let replaced: NewClient
+        let replaced = try await recordedChange(.administratorSecretReplaced(principal: principal, address: context.remoteAddress)) {
+            try store.replaceAdministratorSecret(clientID: principal.clientID)
+        }
+        return JSONResponse(value: ReplacedSecret(clientId: replaced.clientID, secretText: replaced.secret.text, hint: replaced.secret.hint))
+    }
+
+    // MARK: Fail closed
+
+    /// Records a refusal (failed sign-in, refused token, denied route). A refusal stands when its
+    /// record cannot be written: the sink has reported that in the journal, and refusing is
+    /// already the closed answer.
+    func recordRefusal(_ event: ServiceEvent) async {
+        _ = try? await events.record(event)
+    }
+
+    /// Appends the record of a change, then makes it: nothing changes unless its record is
+    /// durable (503 otherwise). A change that fails after its record was appended gets a
+    /// follow-up record, `<operation>-failed`, naming the record it cancels.
+    @discardableResult
+    func recordedChange<T>(_ event: ServiceEvent, _ change: () throws -> T) async throws -> T {
+        let index: UInt64?
         do {
-            replaced = try store.replaceAdministratorSecret(clientID: principal.clientID)
-        } catch let error as IdentityError {
+            index = try await events.record(event)
+        } catch let error as EventNotRecorded {
+            throw ServiceError.notRecorded(error)
+        }
+        do {
+            return try change()
+        } catch {
+            let reason = (error as? IdentityError)?.code.description ?? "internal"
+            await recordRefusal(event.failed(recordIndex: index, reason: reason))
+            if let error = error as? IdentityError { throw Self.answer(error) }
+            throw error
+        }
+    }
+
+    /// What the store would refuse about a new key, checked before its record is appended so a
+    /// refused request leaves no record: the name's syntax, the end date's range, and a live key
+    /// of the same name (a concurrent request can still take it: then the store refuses and the
+    /// record is followed by `credential-added-failed`).
+    func checkNewKey(name: String, end: Date?, at now: Date) throws {
+        do {
+            try Names.checkKeyName(name)
+        } catch {
             throw Self.answer(error)
         }
-        events.record(.administratorSecretReplaced(principal: principal, address: context.remoteAddress))
-        return JSONResponse(value: ReplacedSecret(clientId: replaced.clientID, secretText: replaced.secret.text, hint: replaced.secret.hint))
+        if let end {
+            let start = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            let latest = calendar.date(byAdding: IdentityStore.maximumCredentialLifetime, to: start)!
+            guard end > start, end <= latest else {
+                throw ServiceError(.badRequest, "BadParameter",
+                                   "passwordCredential.endDateTime \(GraphDate.string(end)) must be after the start \(GraphDate.string(start)) and at most two years after it (\(GraphDate.string(latest)))")
+            }
+        }
+        let taken = try store.servicePrincipalCredentials().contains { $0.endDateTime > now && $0.displayName.lowercased() == name.lowercased() }
+        guard !taken else {
+            throw ServiceError(.conflict, "Conflict",
+                               "displayName '\(name)' is already the name of a live key of the service principal; choose another name, or revoke that key first")
+        }
     }
 
     /// An identity-store refusal as an HTTP answer (its detail never holds a secret).

@@ -210,7 +210,7 @@ enum VaultBench {
         let actors = (0..<10).map { _ in UUID().uuidString.lowercased() }
         let appendStart = Measure.wall(), appendCPU = Measure.processCPU()
         for index in 0..<count {
-            try log.append(SecurityLogEvent(operation: operation(index), actor: actors[index % actors.count], role: "administrator",
+            try await log.append(SecurityLogEvent(operation: operation(index), actor: actors[index % actors.count], role: "administrator",
                                             address: "192.0.2.\(index % 250 + 1)", details: ["audience": "https://vault.bench.invalid"]))
         }
         let appendWall = Measure.wall() - appendStart, appendCPUSeconds = Measure.processCPU() - appendCPU
@@ -222,7 +222,7 @@ enum VaultBench {
 
         let size = UInt64(count), page = 1_000, repetitions = plan.vaultLogRepetitions
         for (label, start) in [("start", UInt64(0)), ("middle", size / 2), ("end", size - UInt64(page))] {
-            let d = try timed(repetitions) {
+            let d = try await timed(repetitions) {
                 let got = try log.records(.init(startIndex: start, limit: page))
                 guard got.leaves.count == page, got.leaves.first?.index == start else {
                     throw OpenSSLAnchor.Failure(description: "a page at \(start) held \(got.leaves.count) records from \(got.leaves.first?.index ?? 0)")
@@ -231,7 +231,7 @@ enum VaultBench {
             results.add(Figure(suite: "vault", name: "security-log page of \(page) at the \(label), \(records), p50", value: d.p50, unit: "s",
                                detail: ["p90 s": d.p90, "p99 s": d.p99, "samples": Double(d.count)]))
         }
-        let filtered = try timed(repetitions) {
+        let filtered = try await timed(repetitions) {
             let got = try log.records(.init(operation: "authentication-failed", startIndex: size / 2, limit: page))
             guard got.leaves.count == page else { throw OpenSSLAnchor.Failure(description: "the filtered page held \(got.leaves.count) records") }
         }
@@ -239,13 +239,13 @@ enum VaultBench {
                            detail: ["p90 s": filtered.p90, "p99 s": filtered.p99, "samples": Double(filtered.count)]))
 
         var random = SystemRandomNumberGenerator()
-        let inclusion = try timed(repetitions) {
+        let inclusion = try await timed(repetitions) {
             let proof = try log.inclusionProof(index: UInt64.random(in: 0..<size, using: &random), size: size)
             guard !proof.isEmpty else { throw OpenSSLAnchor.Failure(description: "an empty inclusion proof in a tree of \(size)") }
         }
         results.add(Figure(suite: "vault", name: "inclusion proof (random index), \(records), p50", value: inclusion.p50, unit: "s",
                            detail: ["p90 s": inclusion.p90, "p99 s": inclusion.p99, "samples": Double(inclusion.count)]))
-        let consistency = try timed(repetitions) {
+        let consistency = try await timed(repetitions) {
             let proof = try log.consistencyProof(from: UInt64.random(in: 1..<size, using: &random), to: size)
             guard !proof.isEmpty else { throw OpenSSLAnchor.Failure(description: "an empty consistency proof in a tree of \(size)") }
         }
@@ -265,8 +265,8 @@ enum VaultBench {
         // The service's path: one more record, then the checkpoint of the new size (root, record of
         // the signed size in the database, signature).
         var index = count
-        let fresh = try timed(repetitions, before: {
-            try log.append(SecurityLogEvent(operation: operation(index), actor: actors[0], address: "192.0.2.1"))
+        let fresh = try await timed(repetitions, before: {
+            try await log.append(SecurityLogEvent(operation: operation(index), actor: actors[0], address: "192.0.2.1"))
             index += 1
         }) {
             _ = try log.checkpoint()
@@ -281,12 +281,12 @@ enum VaultBench {
 
     /// The distribution of `repetitions` timed runs of `body` (after one untimed run), with
     /// `before` run untimed ahead of each.
-    static func timed(_ repetitions: Int, before: () throws -> Void = {}, _ body: () throws -> Void) throws -> Distribution {
-        try before()
+    static func timed(_ repetitions: Int, before: () async throws -> Void = {}, _ body: () throws -> Void) async throws -> Distribution {
+        try await before()
         try body()
         var samples: [Double] = []
         for _ in 0..<repetitions {
-            try before()
+            try await before()
             let start = Measure.wall()
             try body()
             samples.append(Measure.wall() - start)

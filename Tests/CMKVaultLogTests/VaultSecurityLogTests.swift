@@ -32,13 +32,13 @@ import Testing
     }
 
     @Test("append and prove: roots, inclusion and consistency proofs equal the in-memory tree's at every size")
-    func roundTrip() throws {
+    func roundTrip() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let log = try VaultSecurityLog(stateDirectory: directory, origin: Self.origin)
         var memory = MerkleTree()
         for number in 0..<37 {
-            let record = try log.append(Self.event(number), at: Date(timeIntervalSince1970: 1_800_000_000 + Double(number)))
+            let record = try await log.append(Self.event(number), at: Date(timeIntervalSince1970: 1_800_000_000 + Double(number)))
             #expect(record.index == UInt64(number))
             try memory.append(record: try record.canonicalJSON())
         }
@@ -78,11 +78,11 @@ import Testing
     }
 
     @Test("files are 0600; reopening keeps records, key and checkpoint, and appends continue")
-    func reopen() throws {
+    func reopen() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var first: VaultSecurityLog? = try VaultSecurityLog(stateDirectory: directory, origin: Self.origin)
-        for number in 0..<5 { try first!.append(Self.event(number)) }
+        for number in 0..<5 { try await first!.append(Self.event(number)) }
         let checkpoint = try first!.checkpoint()
         let key = first!.verifier.verifierKey
         first = nil
@@ -94,7 +94,7 @@ import Testing
         #expect(second.verifier.verifierKey == key)
         #expect(try second.size() == 5)
         #expect(try second.checkpoint() == checkpoint)
-        try second.append(Self.event(5))
+        try await second.append(Self.event(5))
         let later = try second.checkpoint()
         #expect(later.size == 6)
         let proof = try second.consistencyProof(from: 5, to: 6)
@@ -103,17 +103,17 @@ import Testing
     }
 
     @Test("a tree shorter than the last signed checkpoint, or rewritten under it, is refused at open")
-    func shortenedTreeRefused() throws {
+    func shortenedTreeRefused() async throws {
         for damage in ["truncate", "rewrite"] {
             let directory = try Self.temporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: directory) }
             var log: VaultSecurityLog? = try VaultSecurityLog(stateDirectory: directory, origin: Self.origin)
-            for number in 0..<12 { try log!.append(Self.event(number)) }
+            for number in 0..<12 { try await log!.append(Self.event(number)) }
             _ = try log!.checkpoint()
-            try log!.append(Self.event(12))
+            try await log!.append(Self.event(12))
             log = nil
             let queue = try DatabaseQueue(path: directory + "/" + VaultSecurityLog.fileName)
-            try queue.write { db in
+            try await queue.write { db in
                 if damage == "truncate" {
                     // Leaves 8 and later gone, with every node that covers them: a consistent but shorter tree.
                     try db.execute(sql: "DELETE FROM records WHERE idx >= 8")
@@ -152,7 +152,7 @@ import Testing
                 group.addTask {
                     var mine: [UInt64] = []
                     for number in 0..<40 {
-                        mine.append(try log.append(Self.event(task * 100 + number)).index)
+                        mine.append(try await log.append(Self.event(task * 100 + number)).index)
                         if number % 10 == 0 { _ = try log.checkpoint() }
                     }
                     return mine
@@ -167,13 +167,69 @@ import Testing
         #expect(try log.checkpoint().rootHash == (try memory.rootHash()))
     }
 
+    @Test("group commit: 64 appends queued behind a held write lock commit in at most 3 transactions, at 64 consecutive indices, each caller with its own record, and the tree is the one built in index order")
+    func groupCommit() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try VaultSecurityLog(stateDirectory: directory, origin: Self.origin)
+        try await log.append(Self.event(1000))
+        let before = log.appendTransactions
+        // Another connection holds the write lock, so the appends queue up behind the committer's
+        // first transaction (which waits for the lock) and must share the next one.
+        let holder = try DatabaseQueue(path: log.path)
+        let locked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? holder.inDatabase { db in
+                try db.execute(sql: "BEGIN IMMEDIATE")
+                locked.signal()
+                release.wait()
+                try db.execute(sql: "COMMIT")
+            }
+            locked.signal()
+        }
+        locked.wait()
+        let count = 64
+        async let appended = withThrowingTaskGroup(of: (Int, SecurityLogRecord).self) { group in
+            for number in 0..<count {
+                group.addTask { (number, try await log.append(Self.event(number))) }
+            }
+            return try await group.reduce(into: [(Int, SecurityLogRecord)]()) { $0.append($1) }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        release.signal()
+        let results = try await appended
+        locked.wait()
+        try holder.close()
+
+        let transactions = log.appendTransactions - before
+        #expect(transactions <= 3, "\(count) appends arriving together took \(transactions) transactions")
+        #expect(results.map(\.1.index).sorted() == Array(1...UInt64(count)), "consecutive indices after the first record")
+        for (number, record) in results {
+            #expect(record.details["n"] == String(number), "each caller gets its own record")
+        }
+        let leaves = try Self.allLeaves(log)
+        #expect(leaves.count == count + 1)
+        var memory = MerkleTree()
+        for (index, leaf) in leaves.enumerated() {
+            #expect(try SecurityLogRecord(leaf: leaf).index == UInt64(index))
+            try memory.append(record: leaf)
+        }
+        #expect(try log.rootHash(size: UInt64(count + 1)) == (try memory.rootHash()))
+        let proof = try log.consistencyProof(from: 1, to: UInt64(count + 1))
+        try MerkleProof.verifyConsistency(oldSize: 1, oldRoot: try memory.rootHash(size: 1), newSize: UInt64(count + 1),
+                                          newRoot: try memory.rootHash(), proof: proof)
+        // The log reopens consistent.
+        let reopened = try VaultSecurityLog(stateDirectory: directory, origin: Self.origin)
+        #expect(try reopened.size() == UInt64(count + 1))
+    }
+
     @Test("filters and paging: time range, actor, operation; nextIndex continues after the last record")
-    func filters() throws {
+    func filters() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let log = try VaultSecurityLog(stateDirectory: directory, origin: Self.origin)
         let start = Date(timeIntervalSince1970: 1_800_000_000)
-        for number in 0..<20 { try log.append(Self.event(number), at: start + Double(number)) }
+        for number in 0..<20 { try await log.append(Self.event(number), at: start + Double(number)) }
         let failed = try log.records(.init(operation: "authentication-failed", limit: 100)).leaves.map(\.index)
         #expect(failed == [0, 3, 6, 9, 12, 15, 18])
         let actor = try log.records(.init(actor: "client-1", limit: 2))

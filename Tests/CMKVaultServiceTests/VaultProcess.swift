@@ -12,13 +12,18 @@ final class VaultProcess {
     let port: Int
     let ca: TestCertificateAuthority
     let process: Process
+    /// The state directory is on a tmpfs of its own, in a private mount namespace (``start(failuresPerClient:extra:stateTmpfsSize:)``).
+    let namespaced: Bool
     var url: String { "https://127.0.0.1:\(port)" }
     var log: String { (try? String(contentsOfFile: root + "/vault.log", encoding: .utf8)) ?? "" }
 
     static func binary(_ name: String) throws -> String { try BuiltExecutables.path(name) }
 
-    /// Starts the service and waits until it says it is listening (30 s at most).
-    static func start(failuresPerClient: Int = 10, extra: String = "") throws -> VaultProcess {
+    /// Starts the service and waits until it says it is listening (30 s at most). With
+    /// `stateTmpfsSize` (e.g. `"4m"`) the service runs in a private mount namespace (`unshare
+    /// --mount`, root) with its state directory on a tmpfs of that size; ``inside(_:)`` and
+    /// ``ctl(_:)`` reach it there. The host's mounts are never touched.
+    static func start(failuresPerClient: Int = 10, extra: String = "", stateTmpfsSize: String? = nil) throws -> VaultProcess {
         let ca = try TestCertificateAuthority.make()
         let root = NSTemporaryDirectory() + "cmk-vault-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -37,8 +42,15 @@ final class VaultProcess {
             """.write(toFile: config, atomically: true, encoding: .utf8)
         chmod(config, 0o600)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary("cmk-vault"))
-        process.arguments = ["run", "--config", config]
+        if let stateTmpfsSize {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+            process.arguments = ["--mount", "--propagation", "private", "/bin/sh", "-euc",
+                                 "mkdir -p \"$1\"; mount -t tmpfs -o size=\(stateTmpfsSize),mode=0700 tmpfs \"$1\"; exec \"$2\" run --config \"$3\"",
+                                 "sh", root + "/state", try binary("cmk-vault"), config]
+        } else {
+            process.executableURL = URL(fileURLWithPath: try binary("cmk-vault"))
+            process.arguments = ["run", "--config", config]
+        }
         var environment = ProcessInfo.processInfo.environment
         for name in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM", "CREDENTIALS_DIRECTORY"] { environment[name] = nil }
         process.environment = environment
@@ -46,7 +58,7 @@ final class VaultProcess {
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/vault.log"))
         process.standardError = process.standardOutput
         try process.run()
-        let vault = VaultProcess(root: root, config: config, port: port, ca: ca, process: process)
+        let vault = VaultProcess(root: root, config: config, port: port, ca: ca, process: process, namespaced: stateTmpfsSize != nil)
         let deadline = Date().addingTimeInterval(30)
         while !vault.log.contains("The vault service is listening."), process.isRunning, Date() < deadline { usleep(50_000) }
         guard vault.log.contains("The vault service is listening.") else {
@@ -56,7 +68,8 @@ final class VaultProcess {
         return vault
     }
 
-    private init(root: String, config: String, port: Int, ca: TestCertificateAuthority, process: Process) {
+    private init(root: String, config: String, port: Int, ca: TestCertificateAuthority, process: Process, namespaced: Bool = false) {
+        self.namespaced = namespaced
         self.root = root
         state = root + "/state"
         self.config = config
@@ -67,12 +80,18 @@ final class VaultProcess {
 
     /// `cmkctl ARGS --vault-state STATE`, which must exit 0; its JSON output.
     func ctl(_ arguments: [String]) throws -> [String: Any] {
-        let run = try ProcessRunner.run(try Self.binary("cmkctl"), arguments + ["--vault-state", state])
+        let run = try inside([try Self.binary("cmkctl")] + arguments + ["--vault-state", state])
         guard run.status == 0 else { throw VaultTestError("cmkctl \(arguments.joined(separator: " ")): exit \(run.status): \(run.errors)") }
         guard let object = try? JSONSerialization.jsonObject(with: run.output) as? [String: Any] else {
             throw VaultTestError("cmkctl \(arguments.joined(separator: " ")) printed no JSON object: \(String(decoding: run.output, as: UTF8.self))")
         }
         return object
+    }
+
+    /// Runs `command` in the service's mount namespace when it has one (`nsenter --mount`), else directly.
+    func inside(_ command: [String]) throws -> ProcessRunner.Result {
+        guard namespaced else { return try ProcessRunner.run(command[0], Array(command.dropFirst())) }
+        return try ProcessRunner.run("/usr/bin/nsenter", ["--mount", "--target", String(process.processIdentifier), "--"] + command)
     }
 
     /// Runs `Scripts/NAME` with python3 and the service's address; its JSON output. A missing
