@@ -207,7 +207,7 @@ let package = Package(
         .target(
             name: "CMKVaultService",
             dependencies: [
-                "CMKCore", "CMKIdentity", "CMKConfiguration", "CMKSystemd", "CMKEntra", "CMKVaultLog",
+                "CMKCore", "CMKIdentity", "CMKConfiguration", "CMKSystemd", "CMKEntra", "CMKVaultLog", "CMKKeyVaultAPI", "CMKLocalVault",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

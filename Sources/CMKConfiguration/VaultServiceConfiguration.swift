@@ -69,10 +69,27 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
         public init() {}
     }
 
+    /// `vault`: the customer's root keys, kept by the service in a local vault under
+    /// `<state-directory>/vault` and served through Azure Key Vault's keys API. Absent: no keys API.
+    public struct KeyVault: Sendable, Hashable {
+        /// `vault.master-key-file` or `vault.master-key-credential`: the 32-byte key that seals
+        /// every private key at rest.
+        public var masterKey: Source
+        /// `vault.retention-days`: how long a deleted key stays recoverable, 7–90 (default 90).
+        public var retentionDays = 90
+        /// `vault.purge-protection`: refuse purges until the retention ends (default true).
+        public var purgeProtection = true
+        /// `vault.create-master-key`: make the master key file on the first start if it is missing
+        /// (default false; for demos and tests, never with a credential).
+        public var createMasterKey = false
+
+        public init(masterKey: Source) { self.masterKey = masterKey }
+    }
+
     public static let defaultStateDirectory = "/var/lib/cmk-vault"
     public static let defaultConfigurationPath = "/etc/cmk-vault/cmk-vault.yaml"
     /// The keys of the top level.
-    public static let topLevelKeys = ["state-directory", "public-url", "listen", "tls", "limits", "authentication", "logging"]
+    public static let topLevelKeys = ["state-directory", "public-url", "listen", "tls", "vault", "limits", "authentication", "logging"]
 
     /// The file read, absolute.
     public var file: String
@@ -82,6 +99,8 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
     public var publicURL: String
     public var listen: Listen
     public var tls: TLS
+    /// The keys API and its vault; nil when the file has no `vault` section.
+    public var vault: KeyVault?
     public var limits: Limits
     public var authentication: Authentication
     public var logging: SyncerConfiguration.Logging

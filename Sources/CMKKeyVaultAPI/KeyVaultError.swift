@@ -9,6 +9,14 @@ public struct KeyVaultError: Error, Sendable {
     public var innerCode: String?
     public var extraHeaders: [(name: String, value: String)] = []
 
+    public init(status: Int, code: String, message: String, innerCode: String? = nil, extraHeaders: [(name: String, value: String)] = []) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.innerCode = innerCode
+        self.extraHeaders = extraHeaders
+    }
+
     private struct Body: Encodable {
         struct Inner: Encodable { var code: String }
         struct Detail: Encodable {

@@ -1,5 +1,8 @@
 import CMKConfiguration
+import CMKCore
 import CMKIdentity
+import CMKKeyVaultAPI
+import CMKLocalVault
 import CMKSystemd
 import CMKVaultLog
 import Foundation
@@ -59,6 +62,34 @@ public struct VaultServer: Sendable {
                            publicURL: configuration.publicURL, maxPageSize: configuration.limits.maxPageSize, log: log)
     }
 
+    /// The keys API over the local vault in `<state-directory>/vault`, opened (created on the first
+    /// start) with the configured master key; nil when the configuration has no `vault` section.
+    public func makeKeyVaultAPI(environment: [String: String] = ProcessInfo.processInfo.environment, clock: any WallClock = SystemWallClock()) throws -> KeyVaultAPI? {
+        guard let settings = configuration.vault else { return nil }
+        let masterKey: MasterKeySource
+        switch settings.masterKey {
+        case .file(let path):
+            if settings.createMasterKey, !FileManager.default.fileExists(atPath: path) {
+                do { try LocalVault.createMasterKeyFile(at: URL(fileURLWithPath: path)) } catch {
+                    throw StartError(description: "vault.master-key-file: \(error.description)", exitCode: 78)
+                }
+            }
+            masterKey = .file(URL(fileURLWithPath: path))
+        case .credential(let name):
+            masterKey = .systemdCredential(name: name, credentialsDirectory: environment["CREDENTIALS_DIRECTORY"].map { URL(fileURLWithPath: $0) })
+        }
+        let vault: LocalVault
+        do {
+            vault = try LocalVault(configuration: .init(directory: URL(fileURLWithPath: configuration.stateDirectory + "/vault"), masterKey: masterKey,
+                                                        retentionDays: settings.retentionDays, purgeProtection: settings.purgeProtection, clock: clock))
+        } catch {
+            throw StartError(description: "vault: \(error.description)", exitCode: error.code == .misconfigured ? 78 : 1)
+        }
+        return KeyVaultAPI(configuration: .init(retentionDays: settings.retentionDays, purgeProtection: settings.purgeProtection, clock: clock,
+                                                vaultName: URLComponents(string: configuration.publicURL)?.host ?? "cmk-vault"),
+                           store: vault, vaultURL: { [publicURL = configuration.publicURL] in publicURL })
+    }
+
     /// Serves until the task is cancelled.
     public func run(environment: [String: String] = ProcessInfo.processInfo.environment,
                     onListening: @Sendable @escaping (SocketAddress?) async -> Void = { _ in }) async throws {
@@ -67,6 +98,7 @@ public struct VaultServer: Sendable {
         let routes = try makeRoutes()
         let router = Router(context: VaultRequestContext.self)
         routes.register(on: router)
+        if let api = try makeKeyVaultAPI(environment: environment) { KeyVaultRoutes(routes: routes, api: api).register(on: router) }
         let listener = HTTPSListener(endpoint: endpoint, tls: tls, maxBodyBytes: configuration.limits.maxBodyBytes,
                                      maxHeaderBytes: configuration.limits.maxHeaderBytes, logger: logger)
         let notifier = SystemdNotifier()
@@ -170,4 +202,7 @@ public enum VaultMessageID {
     public static let signingKeysReloadFailed = "a61f3c8e2d7b4950b8e4c1f6d3a9e207"
     /// An event the security log could not record (the request itself was answered).
     public static let recordFailed = "7b3e9d1c5a2f4e8b9c6d0a3f1e7b5d92"
+
+    /// Every id above: the catalog has one entry for each.
+    public static let all = [listening, configurationInvalid, startFailed, event, signingKeysReloaded, signingKeysReloadFailed, recordFailed]
 }

@@ -36,6 +36,11 @@ private let mistakeCases: [MistakeCase] = [
     MistakeCase("public-url: https://v.example\ntls: {certificate-file: a, key-file: c, password: x}", "tls.password", "secrets are never read"),
     MistakeCase("public-url: https://v.example\ntls: {certificate-file: a, key-file: c, minimum-version: '1.1'}", "tls.minimum-version", "accepted: 1.2, 1.3"),
     MistakeCase("tls: {certificate-file: a, key-file: c}", "public-url", "is required"),
+    MistakeCase("\(minimalYAML)\nvault: {retention-days: 30}", "vault", "master-key-file"),
+    MistakeCase("\(minimalYAML)\nvault: {master-key-file: k, master-key-credential: m}", "vault.master-key-credential", "both set"),
+    MistakeCase("\(minimalYAML)\nvault: {master-key-file: k, retention-days: 5}", "vault.retention-days", "accepted: 7 to 90"),
+    MistakeCase("\(minimalYAML)\nvault: {master-key-credential: m, create-master-key: true}", "vault.create-master-key", "cannot create"),
+    MistakeCase("\(minimalYAML)\nvault: {master-key-file: k, master-key: abc}", "vault.master-key", "secrets are never read"),
 ]
 
 /// `cmk-vault`'s configuration is read as strictly as the daemon's: every mistake names the key
@@ -56,6 +61,16 @@ struct VaultServiceConfigurationTests {
         #expect(configuration.limits.maxBodyBytes == 65_536 && configuration.limits.maxPageSize == 1_000)
         #expect(configuration.authentication.failuresPerClient == 10 && configuration.authentication.failureWindow == .seconds(300))
         #expect(configuration.stateDirectory == "/var/lib/cmk-vault")
+    }
+
+    @Test("vault: the master key's source relative to the state directory, the retention and purge protection; no section, no keys API")
+    func vault() throws {
+        #expect(try parse(minimalYAML).vault == nil)
+        let configuration = try parse(minimalYAML + "\nstate-directory: /srv/vault\nvault: {master-key-file: master.key, retention-days: 7, purge-protection: false}")
+        let vault = try #require(configuration.vault)
+        #expect(vault.masterKey == .file("/srv/vault/master.key"))
+        #expect(vault.retentionDays == 7 && !vault.purgeProtection && !vault.createMasterKey)
+        #expect(try parse(minimalYAML + "\nvault: {master-key-credential: master.key}").vault?.masterKey == .credential("master.key"))
     }
 
     @Test("listen: IPv4 and bracketed IPv6 addresses")
@@ -107,7 +122,9 @@ struct VaultShippedFilesTests {
     @Test("the catalog has one entry per MESSAGE_ID the service logs")
     func catalog() throws {
         let text = try String(contentsOfFile: Self.root + "/systemd/cmk-vault.catalog", encoding: .utf8)
-        let ids = [VaultMessageID.listening, VaultMessageID.configurationInvalid, VaultMessageID.startFailed, VaultMessageID.event, VaultMessageID.recordFailed]
+        let ids = VaultMessageID.all
+        let source = try String(contentsOfFile: Self.root + "/Sources/CMKVaultService/VaultServer.swift", encoding: .utf8)
+        #expect(source.components(separatedBy: "public static let ").count - 2 == ids.count, "VaultMessageID.all must list every id")
         for id in ids { #expect(text.contains("-- \(id)\n"), "no catalog entry for \(id)") }
         #expect(text.components(separatedBy: "\n-- ").count - 1 == ids.count)
     }

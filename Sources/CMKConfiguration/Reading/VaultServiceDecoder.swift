@@ -11,6 +11,7 @@ struct VaultServiceDecoder {
     static let tlsKeys = ["certificate-file", "certificate-credential", "key-file", "key-credential", "minimum-version"]
     static let limitKeys = ["max-body-bytes", "max-header-bytes", "max-page-size"]
     static let authenticationKeys = ["failures-per-client", "failures-per-address", "failure-window"]
+    static let vaultKeys = ["master-key-file", "master-key-credential", "retention-days", "purge-protection", "create-master-key"]
 
     func decode(_ root: Node) throws(ConfigurationError) -> VaultServiceConfiguration {
         guard case .mapping = root else {
@@ -28,10 +29,11 @@ struct VaultServiceDecoder {
             throw reader.error(.missingKey, "tls", "is required: a mapping with certificate-file or certificate-credential, and key-file or key-credential", at: nil)
         }
         let tls = try decodeTLS(tlsNode, base: stateDirectory)
+        let vault = try top["vault"].map { (n) throws(ConfigurationError) in try decodeVault(n, base: stateDirectory) }
         let limits = try decodeLimits(top["limits"])
         let authentication = try decodeAuthentication(top["authentication"])
         let logging = try ConfigurationDecoder(reader: reader, file: file, environment: environment, workingDirectory: workingDirectory).decodeLogging(top["logging"])
-        return VaultServiceConfiguration(file: file, stateDirectory: stateDirectory, publicURL: publicURL, listen: listen, tls: tls,
+        return VaultServiceConfiguration(file: file, stateDirectory: stateDirectory, publicURL: publicURL, listen: listen, tls: tls, vault: vault,
                                          limits: limits, authentication: authentication, logging: logging)
     }
 
@@ -92,23 +94,39 @@ struct VaultServiceDecoder {
         return tls
     }
 
-    /// `tls.NAME-file` or `tls.NAME-credential`, exactly one.
-    private func source(_ section: Section, _ name: String, base: String, what: String) throws(ConfigurationError) -> VaultServiceConfiguration.Source {
+    /// `SECTION.NAME-file` or `SECTION.NAME-credential`, exactly one.
+    private func source(_ section: Section, _ name: String, base: String, what: String, in sectionName: String = "tls") throws(ConfigurationError) -> VaultServiceConfiguration.Source {
         let fileKey = "\(name)-file", credentialKey = "\(name)-credential"
         switch (section[fileKey], section[credentialKey]) {
         case (.some(let node), nil):
-            return .file(try reader.path(node, at: "tls.\(fileKey)", base: base))
+            return .file(try reader.path(node, at: "\(sectionName).\(fileKey)", base: base))
         case (nil, .some(let node)):
-            let value = try reader.string(node, at: "tls.\(credentialKey)", expected: "a systemd credential name")
+            let value = try reader.string(node, at: "\(sectionName).\(credentialKey)", expected: "a systemd credential name")
             guard ConfigurationDecoder.isValidCredentialName(value) else {
-                throw reader.error(.invalidValue, "tls.\(credentialKey)", "\(Excerpt.quoted(value)) is not a systemd credential name (accepted: a plain file name of 1-255 bytes, no '/', not '.' or '..')", at: node)
+                throw reader.error(.invalidValue, "\(sectionName).\(credentialKey)", "\(Excerpt.quoted(value)) is not a systemd credential name (accepted: a plain file name of 1-255 bytes, no '/', not '.' or '..')", at: node)
             }
             return .credential(value)
         case (.some, .some(let node)):
-            throw reader.error(.invalidValue, "tls.\(credentialKey)", "\(fileKey) and \(credentialKey) are both set: keep exactly one", at: node)
+            throw reader.error(.invalidValue, "\(sectionName).\(credentialKey)", "\(fileKey) and \(credentialKey) are both set: keep exactly one", at: node)
         case (nil, nil):
-            throw reader.error(.missingKey, "tls", "needs exactly one of \(fileKey) (a path) or \(credentialKey) (a systemd credential name) for \(what)", at: section.node)
+            throw reader.error(.missingKey, sectionName, "needs exactly one of \(fileKey) (a path) or \(credentialKey) (a systemd credential name) for \(what)", at: section.node)
         }
+    }
+
+    private func decodeVault(_ node: Node, base: String) throws(ConfigurationError) -> VaultServiceConfiguration.KeyVault {
+        let section = try reader.mapping(node, at: "vault", keys: Self.vaultKeys,
+                                         secretHint: "name a file with master-key-file or a systemd credential with master-key-credential")
+        var vault = VaultServiceConfiguration.KeyVault(
+            masterKey: try source(section, "master-key", base: base, what: "the 32-byte master key that seals the private keys", in: "vault"))
+        if let n = section["retention-days"] { vault.retentionDays = try reader.int(n, at: "vault.retention-days", range: 7...90) }
+        if let n = section["purge-protection"] { vault.purgeProtection = try reader.bool(n, at: "vault.purge-protection") }
+        if let n = section["create-master-key"] {
+            vault.createMasterKey = try reader.bool(n, at: "vault.create-master-key")
+            if vault.createMasterKey, case .credential = vault.masterKey {
+                throw reader.error(.invalidValue, "vault.create-master-key", "is true but the master key is a systemd credential, which the service cannot create: set master-key-file, or create-master-key: false", at: n)
+            }
+        }
+        return vault
     }
 
     private func decodeLimits(_ node: Node?) throws(ConfigurationError) -> VaultServiceConfiguration.Limits {
