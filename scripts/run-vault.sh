@@ -36,6 +36,9 @@ listen: 127.0.0.1:$port
 tls:
   certificate-file: $dir/tls.crt
   key-file: $dir/tls.key
+# The root keys: a local vault under the state directory, its master key made on the first start
+# (a demo: in production the master key is a systemd credential, never beside the vault).
+vault: {master-key-file: $dir/master.key, create-master-key: true}
 logging: {format: text}
 YAML
 chmod 600 "$config"
@@ -57,6 +60,8 @@ In another terminal:
         -d grant_type=client_credentials -d client_id=$client --data-urlencode client_secret="\$secret" \\
         -d scope=https://127.0.0.1:$port/.default | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
     curl -s --cacert $dir/ca.crt -H "Authorization: Bearer \$token" https://127.0.0.1:$port/v1.0/applications
-More in docs/vault-service.md ("The customer's runbook"). Stop with Ctrl-C.
+The keys API (Azure Key Vault's) is at https://127.0.0.1:$port/keys for the service principal's
+keys (an administrator makes one with addPassword) and platform identities (cmkctl identities add).
+More in docs/vault-service.md ("The customer's runbook", "The keys API"). Stop with Ctrl-C.
 MSG
 exec "$bin/cmk-vault" run --config "$config"
