@@ -36,10 +36,10 @@ public struct ServiceEvent: Sendable, Hashable {
         Self(operation: "access-denied", actor: principal.clientID, role: principal.role.rawValue, address: address, details: ["route": route])
     }
 
-    /// Recorded before the key exists (fail closed), so it names the key by its `displayName`
-    /// (unique among live keys) and end date; the store gives the key id when it creates it.
-    static func credentialAdded(by principal: Principal?, name: String, end: Date?, address: String) -> Self {
-        var details = ["displayName": name]
+    /// Recorded before the key exists (fail closed): the route chooses the key id first and the
+    /// store creates the key under it, so the record names the key as the listing will.
+    static func credentialAdded(by principal: Principal?, keyID: String, name: String, end: Date?, address: String) -> Self {
+        var details = ["keyId": keyID, "displayName": name]
         if let end { details["endDateTime"] = GraphDate.string(end) }
         return Self(operation: "credential-added", actor: principal?.clientID, role: principal?.role.rawValue, address: address, details: details)
     }

@@ -195,9 +195,10 @@ public struct VaultRoutes: Sendable {
         }
         let now = Date()
         try checkNewKey(name: name, end: end, at: now)
-        let event = ServiceEvent.credentialAdded(by: context.principal, name: name, end: end, address: context.remoteAddress)
+        let keyID = IdentityStore.newKeyID()
+        let event = ServiceEvent.credentialAdded(by: context.principal, keyID: keyID, name: name, end: end, address: context.remoteAddress)
         let created = try await recordedChange(event) {
-            try store.addServicePrincipalCredential(displayName: name, endDateTime: end, at: now)
+            try store.addServicePrincipalCredential(displayName: name, endDateTime: end, keyID: keyID, at: now)
         }
         return JSONResponse(value: created)
     }
@@ -273,15 +274,10 @@ public struct VaultRoutes: Sendable {
         } catch {
             throw Self.answer(error)
         }
-        if let end {
-            let start = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-            var calendar = Calendar(identifier: .gregorian)
-            calendar.timeZone = TimeZone(identifier: "UTC")!
-            let latest = calendar.date(byAdding: IdentityStore.maximumCredentialLifetime, to: start)!
-            guard end > start, end <= latest else {
-                throw ServiceError(.badRequest, "BadParameter",
-                                   "passwordCredential.endDateTime \(GraphDate.string(end)) must be after the start \(GraphDate.string(start)) and at most two years after it (\(GraphDate.string(latest)))")
-            }
+        do {
+            _ = try IdentityStore.endDate(end, start: Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down)))
+        } catch let error as IdentityError {
+            throw Self.answer(error)
         }
         let taken = try store.servicePrincipalCredentials().contains { $0.endDateTime > now && $0.displayName.lowercased() == name.lowercased() }
         guard !taken else {

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CMKAzureTestServer
 import CMKConfiguration
+import CMKIdentity
 import CMKVaultLog
 @testable import CMKVaultService
 import Foundation
@@ -120,6 +121,11 @@ struct FailClosedTests {
         let records = try await client.send("/v1.0/securityLogs/records", token: token)
         let operations = ((records.1["value"] as? [[String: Any]]) ?? []).compactMap { ($0["record"] as? [String: Any])?["operation"] as? String }
         #expect(operations == ["token-issued", "credential-added", "token-issued"], "\(records)")
+        // The record of the kept key names it by the id the listing shows (chosen before the key existed).
+        let items = (records.1["value"] as? [[String: Any]]) ?? []
+        let addedRecord: [String: Any]? = items.compactMap { $0["record"] as? [String: Any] }.first { $0["operation"] as? String == "credential-added" }
+        let addedDetails = addedRecord?["details"] as? [String: String]
+        #expect(addedDetails?["keyId"] == keptID, "\(String(describing: addedRecord))")
 
         // The journal names every event the log could not record.
         let journal = vault.log.split(separator: "\n").filter { $0.contains("The security log could not record an event.") }
@@ -152,7 +158,7 @@ struct FollowUpRecordTests {
             """, file: root + "/cmk-vault.yaml", environment: [:])
         let routes = try VaultServer(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }).makeRoutes()
         let log = try #require(routes.log)
-        let event = ServiceEvent.credentialAdded(by: nil, name: "hsm-1", end: nil, address: "192.0.2.7")
+        let event = ServiceEvent.credentialAdded(by: nil, keyID: IdentityStore.newKeyID(), name: "hsm-1", end: nil, address: "192.0.2.7")
         var changed = false
         let error = await #expect(throws: ServiceError.self) {
             try await routes.recordedChange(event) {

@@ -31,16 +31,23 @@ extension IdentityStore {
     /// A key's longest lifetime: two years after its start.
     public static let maximumCredentialLifetime = DateComponents(year: 2)
 
+    /// A new key id (a lower-case UUID), for a caller that names the key before creating it.
+    public static func newKeyID() -> String { IdentitySchema.newID() }
+
     /// Creates a key of the tenant's service principal: a fresh secret, `startDateTime` now,
     /// `endDateTime` as given (default one year later; after the start, at most two years later).
     /// The name must be unique, ignoring case, among the principal's *live* keys (not revoked,
     /// not expired): the name of a revoked or expired key may be used again.
-    public func addServicePrincipalCredential(displayName: String, endDateTime: Date? = nil, at now: Date = Date()) throws -> PasswordCredential {
+    ///
+    /// - Parameter keyID: the key's id (``newKeyID()``) when the caller chose it already (the vault
+    ///   service names it in the security-log record it appends before the key exists); a new
+    ///   UUID otherwise.
+    public func addServicePrincipalCredential(displayName: String, endDateTime: Date? = nil, keyID: String? = nil, at now: Date = Date()) throws -> PasswordCredential {
         try Names.checkKeyName(displayName)
         let start = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
         let end = try Self.endDate(endDateTime, start: start)
         let secret = ClientSecret.generate()
-        let credential = PasswordCredential(keyId: IdentitySchema.newID(), displayName: displayName, startDateTime: start,
+        let credential = PasswordCredential(keyId: keyID ?? IdentitySchema.newID(), displayName: displayName, startDateTime: start,
                                             endDateTime: end, hint: secret.hint, secretText: secret.text)
         let principal = tenant.servicePrincipalClientID
         try write("create a service-principal key") { db in
@@ -92,7 +99,9 @@ extension IdentityStore {
 
     /// The end date: the default one year after `start`, or `requested` if it is after `start`
     /// and at most two years after it.
-    static func endDate(_ requested: Date?, start: Date) throws -> Date {
+    /// The end date a key starting at `start` gets for `requested` (nil: one year), or
+    /// `identity.invalid-end-date` naming the range: after the start, at most two years later.
+    public static func endDate(_ requested: Date?, start: Date) throws -> Date {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         guard let requested else { return calendar.date(byAdding: defaultCredentialLifetime, to: start)! }
