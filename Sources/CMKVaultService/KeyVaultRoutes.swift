@@ -13,7 +13,7 @@ import NIOPosix
 /// | role | may |
 /// |---|---|
 /// | service principal | every route: create, rotate, update, delete, recover, purge, list, wrap and unwrap |
-/// | platform identity | read a key or a version, list versions, wrap and unwrap |
+/// | platform identity | read a key or a version, list versions, wrap and unwrap, read a deleted key |
 /// | administrator | nothing here (administrators manage the principal's credentials) |
 ///
 /// Every change and every key use is a security-log record appended **before** the vault acts
@@ -109,8 +109,10 @@ struct KeyVaultRoutes: Sendable {
         }
     }
 
-    /// A platform identity reads keys and versions and wraps and unwraps; nothing else.
+    /// A platform identity reads keys and versions and wraps and unwraps, and reads a deleted key
+    /// (how its provider tells a pulled key from a missing one); nothing else.
     static func platformMay(method: HTTPRequest.Method, segments: [String]) -> Bool {
+        if method == .get, segments.first == "deletedkeys", segments.count == 2 { return true }
         guard segments.first == "keys", segments.count >= 2 else { return false }
         let rest = Array(segments.dropFirst(2))
         switch method {
