@@ -217,7 +217,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "cmk-vault",
-            dependencies: ["CMKVaultService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CMKVaultService", "CMKCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // The benchmark program (`make bench`, `make bench-quick`; docs/performance.md). Not a test.
@@ -302,7 +302,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CMKVaultServiceTests",
-            dependencies: ["CMKVaultService", "CMKIdentity", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKTesting", "CMKAzureTestServer",
+            dependencies: ["CMKVaultService", "CMKCore", "CMKIdentity", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKTesting", "CMKAzureTestServer",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["Scripts"],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMKCore
 import CMKHost
 import Foundation
 

@@ -87,6 +87,8 @@ public struct HTTPSListener: Sendable {
                             group.addTask { await child.handle(value: connection, logger: logger) }
                         }
                     }
+                } catch is CancellationError {
+                    // A stop (SIGTERM): the accept loop ends here; not a failure.
                 } catch {
                     logger.error("The listening socket failed.", metadata: ["error": .string(String(describing: error))])
                 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CMKConfiguration
+import CMKCore
 import CMKDaemon
 import Foundation
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CMKConfiguration
+import CMKCore
 import CMKSystemd
 import CMKVaultService
 import Dispatch
@@ -18,6 +19,7 @@ struct VaultCommand: AsyncParsableCommand {
 
             Exit codes: 0 stopped cleanly; 1 could not start or failed; 78 the configuration or a file it names is invalid.
             """,
+        version: CMKVersion.current,
         subcommands: [Run.self, CheckConfig.self],
         defaultSubcommand: Run.self)
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CMKAzureTestServer
+import CMKCore
 import CMKIdentity
 import CMKTesting
 import Foundation
@@ -146,6 +147,13 @@ struct VaultSocketActivationTests {
         let stopDeadline = Date().addingTimeInterval(15)
         while process.isRunning, Date() < stopDeadline { usleep(20_000) }
         #expect(!process.isRunning && process.terminationStatus == 0, "after SIGTERM: running \(process.isRunning); log:\n\(log)")
+        #expect(!log.contains("ERROR"), "a clean stop logs no error:\n\(log)")
+    }
+
+    @Test("cmk-vault --version prints the product's version")
+    func version() throws {
+        let run = try ProcessRunner.run(try VaultProcess.binary("cmk-vault"), ["--version"])
+        #expect(run.status == 0 && String(decoding: run.output, as: UTF8.self) == CMKVersion.current + "\n", "\(run.status) \(run.errors)")
     }
 
     @Test("listen: systemd without a socket from systemd: exit 78 naming the fix")
