@@ -253,7 +253,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CMKLocalVaultTests",
-            dependencies: ["CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKTesting"],
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKKeyVaultAPI", "CMKTesting"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -37,6 +37,9 @@ extension LocalVault: KeyRecordStore {
             if let failure { throw failure }
             throw error
         }
+        // A change may have purged the key or replaced versions: forget its opened private keys (they
+        // are opened again when used), so a purged key's material does not stay in memory.
+        apiPrivateKeys.withLock { keys in keys = keys.filter { !$0.key.hasPrefix(key.name + "/") } }
         guard let result else { throw VaultError(.corrupt, "the change of key '\(key)' returned nothing") }
         return result
     }

@@ -139,7 +139,11 @@ extension ServiceEvent {
     static func keyOperation(_ operation: String, principal: Principal, segments: [String], address: String) -> Self {
         var details: [String: String] = [:]
         if segments.count >= 2 { details["key"] = String(segments[1].prefix(127)) }
-        if segments.first == "keys", segments.count >= 4 { details["version"] = String(segments[2].prefix(64)) }
+        // `/keys/{name}/{version}` (update) and `/keys/{name}/{version}/{operation}` (a key use) name a
+        // version; `/keys/{name}/create`, `/rotate` and `/versions` do not.
+        if segments.first == "keys", segments.count >= 3, !["create", "rotate", "versions", ""].contains(segments[2].lowercased()) {
+            details["version"] = String(segments[2].prefix(64))
+        }
         return Self(operation: operation, actor: principal.clientID, role: principal.role.rawValue, address: address, details: details)
     }
 }

@@ -35,6 +35,8 @@ import Testing
             #expect(operations.contains(operation), "no \(operation) record in \(operations)")
         }
         #expect(operations.filter { $0 == "key-created" }.count == 2, "create and the rotation's new version: \(operations)")
+        #expect(result["updated_versions"] as? [String] == [try #require(result["first_version"] as? String)],
+                "the expiry set on the old version is recorded with that version: \(result["updated_versions"] ?? "none")")
         #expect(operations.filter { $0 == "key-unwrapkey" }.count >= 4, "every unwrap is a record: \(operations)")
         // The vault's files hold sealed private keys only.
         let file = try String(contentsOfFile: vault.state + "/vault/keys/data-at-rest-rsa2048.json", encoding: .utf8)

@@ -106,4 +106,7 @@ keys.begin_recover_deleted_key(NAME).result()
 log = call("GET", "/v1.0/securityLogs/records?$top=1000", admin)
 out["log_status"] = log[0]
 out["operations"] = [item["record"].get("operation") for item in (log[1].get("value", []) if isinstance(log[1], dict) else [])]
+records = [item["record"] for item in (log[1].get("value", []) if isinstance(log[1], dict) else [])]
+out["updated_versions"] = [r.get("details", {}).get("version") for r in records if r.get("operation") == "key-updated"]
+out["first_version"] = first.properties.version
 print(json.dumps(out))
