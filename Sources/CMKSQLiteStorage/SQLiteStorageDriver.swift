@@ -123,7 +123,9 @@ public final class SQLiteStorageDriver: StorageDriver {
         }
         let pool: DatabasePool
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            pool = try retryWhileTransient(for: busyTimeout, isTransient: { ($0 as? DatabaseError)?.resultCode == .SQLITE_BUSY }) {
+                try DatabasePool(path: path, configuration: configuration)
+            }
         } catch {
             throw Self.storageError(error, "open database '\(path)'")
         }

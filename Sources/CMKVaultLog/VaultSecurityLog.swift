@@ -75,7 +75,9 @@ public final class VaultSecurityLog: Sendable {
         configuration.label = "cmk-vault-log"
         let path = path
         pool = try Self.database("open the security log '\(path)'") {
-            let pool = try DatabasePool(path: path, configuration: configuration)
+            let pool = try retryWhileTransient(for: 10, isTransient: { ($0 as? DatabaseError)?.resultCode == .SQLITE_BUSY }) {
+                try DatabasePool(path: path, configuration: configuration)
+            }
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             return pool
         }

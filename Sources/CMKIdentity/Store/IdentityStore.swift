@@ -49,7 +49,9 @@ public final class IdentityStore: Sendable {
         configuration.foreignKeysEnabled = true
         let path = path
         pool = try Self.database("open the identity store '\(path)'") {
-            let pool = try DatabasePool(path: path, configuration: configuration)
+            let pool = try retryWhileTransient(for: busyTimeout, isTransient: { ($0 as? DatabaseError)?.resultCode == .SQLITE_BUSY }) {
+                try DatabasePool(path: path, configuration: configuration)
+            }
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             return pool
         }
