@@ -58,6 +58,10 @@ extension SyncerConfiguration {
         /// account uses any more stays "not yet safe to disable", because backups may still hold
         /// data keys wrapped under it.
         public var backupRetention: Duration
+        /// `sync.expiry-warning` (duration 0s–365d, default 30d; 0s turns it off): a current key
+        /// version that expires within this is named in the status line and warned about in the
+        /// journal once (the same window as Azure Key Vault's default Notify action, P30D).
+        public var expiryWarning: Duration
         /// `sync.start-timeout` (duration 1s–1h, default 30s): `READY=1` is sent at the latest
         /// after this, even if the first pass is still running. Keep it below the unit's
         /// `TimeoutStartSec=`.
@@ -67,7 +71,7 @@ extension SyncerConfiguration {
 
         public init(interval: Duration = .seconds(15 * 60), jitter: Jitter = .fraction(0.1),
                     pulledPollInterval: Duration = .seconds(60), suspend: SuspendPolicy = .immediate,
-                    concurrency: Int = 4, backupRetention: Duration = .seconds(14 * 86_400),
+                    concurrency: Int = 4, backupRetention: Duration = .seconds(14 * 86_400), expiryWarning: Duration = .seconds(30 * 86_400),
                     startTimeout: Duration = .seconds(30), retry: Retry = Retry()) {
             self.interval = interval
             self.jitter = jitter
@@ -75,6 +79,7 @@ extension SyncerConfiguration {
             self.suspend = suspend
             self.concurrency = concurrency
             self.backupRetention = backupRetention
+            self.expiryWarning = expiryWarning
             self.startTimeout = startTimeout
             self.retry = retry
         }

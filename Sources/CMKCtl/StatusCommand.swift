@@ -115,6 +115,9 @@ struct StatusCommand: AsyncParsableCommand {
         }
         Output.line("state: \(report.state.label) — \(report.inSyncCount)/\(report.accounts.count) accounts in sync, key \(report.key), current version \(report.currentVersion ?? "unknown")")
         if let cause = report.cause { Output.line("cause: \(cause)") }
+        if let expires = report.currentExpires {
+            Output.line("expiry warning: the current version expires \(Output.date(expires)) (\(Output.relative(expires))); the customer should rotate the key")
+        }
         let finished = Output.relative(Date().addingTimeInterval(-(document.age ?? Date().timeIntervalSince(report.finished))))
         Output.line("last pass: \(report.syncID), finished \(Output.date(report.finished)) (\(finished)) by pid \(report.pid)")
         if let interrupted = report.interrupted { Output.line("INCOMPLETE: the pass was cut short (\(interrupted)); accounts marked not-reached are shown as an earlier pass saw them.") }

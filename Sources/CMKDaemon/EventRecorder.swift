@@ -168,6 +168,7 @@ struct EventRecorder: Sendable {
         case .accountFailed: return MessageID.accountFailed
         case .keyringMissing: return MessageID.keyringMissing
         case .versionUnknown: return MessageID.versionUnknown
+        case .keyNearExpiry: return MessageID.keyNearExpiry
         default: return nil
         }
     }
@@ -176,7 +177,7 @@ struct EventRecorder: Sendable {
         switch kind {
         case .keyMissing, .versionDisabledInUse, .keyringMissing, .versionUnknown: return .critical
         case .keyPulled, .accountSuspended, .accountFailed, .credentialsRejected: return .error
-        case .vaultUnreachable, .currentVersionUnusable: return .warning
+        case .vaultUnreachable, .currentVersionUnusable, .keyNearExpiry: return .warning
         case .keyRotated, .keyRestored, .accountResumed: return .notice
         case .accountRebound, .accountCreated, .versionSafeToDisable: return .info
         }
@@ -195,7 +196,9 @@ struct EventRecorder: Sendable {
         case .versionDisabledInUse: type = .versionDisabledInUse
         case .versionSafeToDisable: type = .versionSafeToDisable
         // Storage states, not key operations: the journal and the status line carry them.
-        case .currentVersionUnusable, .vaultUnreachable, .credentialsRejected, .accountFailed, .keyringMissing, .versionUnknown: return nil
+        // The vault's own log records a version near expiry (cmk-vault: key-near-expiry).
+        case .currentVersionUnusable, .vaultUnreachable, .credentialsRejected, .accountFailed, .keyringMissing, .versionUnknown, .keyNearExpiry:
+            return nil
         }
         var details = ["sync_id": report.syncID]
         for (key, value) in event.fields where !value.isEmpty { details[key] = value }

@@ -17,9 +17,11 @@ public enum MessageID {
     public static let versionUnknown = "95663cc06a854c87a36845a508b9d26c"
     public static let stateUnwritable = "17504177c8034ca38bda9292111bdd3b"
     public static let descriptorLimit = "7e95449d4f0f45f0a52a775561b25e97"
+    public static let keyNearExpiry = "9a0b2084e11144528a4b42a7e14f580a"
 
     /// Every id, for catalog checks.
     public static let all = [keyRotated, keyPulled, keyRestored, keyMissing, versionDisabledInUse, vaultUnreachable,
                              credentialsRejected, configurationInvalid, currentVersionUnusable, securityLogUnwritable, alreadyRunning,
-                             accountFailed, keyringMissing, versionUnknown, stateUnwritable, descriptorLimit]
+                             accountFailed, keyringMissing, versionUnknown, stateUnwritable, descriptorLimit,
+                             keyNearExpiry]
 }

@@ -10,10 +10,18 @@ public enum StatusLine {
         let next = report.nextPass.map { "; next pass \(Self.time($0))" } ?? ""
         switch report.state {
         case .ok:
-            return "in sync: \(accounts), key \(report.key)\(version)\(next)"
+            return "in sync: \(accounts), key \(report.key)\(version)\(Self.expiry(report))\(next)"
         case .degraded, .keyPulled, .critical:
             return "\(report.state.label): \(report.cause ?? "see journal"); \(accounts)\(next)"
         }
+    }
+
+    /// " (expires in 12d, 2026-12-17)" while the current version is within `sync.expiry-warning`.
+    static func expiry(_ report: SyncReport) -> String {
+        guard let expires = report.currentExpires else { return "" }
+        let left = expires.timeIntervalSince(report.finished)
+        let span = left >= 86_400 ? "in \(Int(left / 86_400))d" : left >= 3600 ? "in \(Int(left / 3600))h" : "within the hour"
+        return " (expires \(span), \(expires.ISO8601Format().prefix(10)))"
     }
 
     static func time(_ date: Date) -> String {

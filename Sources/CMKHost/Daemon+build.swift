@@ -35,7 +35,7 @@ extension Daemon {
             policy: ReconcilePolicy(suspend: sync.suspend == .immediate ? .immediate : .afterCacheTTL, cacheTTL: configuration.cache.ttl),
             concurrency: sync.concurrency,
             retry: RetryPolicy(attempts: sync.retry.attempts, initialDelay: sync.retry.initialDelay, maxDelay: sync.retry.maxDelay),
-            backupRetention: sync.backupRetention)
+            backupRetention: sync.backupRetention, expiryWarning: sync.expiryWarning)
         return Daemon(configuration: configuration, vault: vault, administration: administration, accounts: accounts, cache: cache,
                       resolver: resolver, executor: RebindExecutor(resolver: resolver, clock: clock), dataPlane: DataPlane(resolver: readers),
                       settings: settings, state: StateStore(directory: configuration.stateDirectory),

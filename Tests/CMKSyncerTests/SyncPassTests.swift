@@ -23,7 +23,7 @@ final class PassHarness: Sendable {
     let settings: SyncPass.Settings
 
     init(accounts names: [String] = ["files-1", "sql-1", "audit-1"], policy: ReconcilePolicy = .init(),
-         drivers: [String: any StorageDriver] = [:]) throws {
+         drivers: [String: any StorageDriver] = [:], expiryWarning: Duration = .seconds(30 * 86_400)) throws {
         memory = InMemoryKeyVault(clock: clock)
         faults = FaultInjectingKeyVault(memory)
         vault = CountingKeyVault(faults)
@@ -35,7 +35,7 @@ final class PassHarness: Sendable {
         accounts = names.map { name in
             Account(name: name, kind: .file, driver: drivers[name] ?? InMemoryStorageDriver(account: name), key: try! KeyReference("data-at-rest-rsa2048"))
         }
-        settings = SyncPass.Settings(key: key, policy: policy, concurrency: 2)
+        settings = SyncPass.Settings(key: key, policy: policy, concurrency: 2, expiryWarning: expiryWarning)
     }
 
     /// Runs a pass and remembers its report for the next one, as the daemon does.
@@ -245,6 +245,38 @@ struct SyncPassTests {
         #expect(report.accounts.allSatisfy { $0.binding == v1.id && $0.outcome.code == .inSync })
         #expect(h.kinds(events) == [.currentVersionUnusable])
         if mode > 0 { #expect(report.cause?.contains(date.ISO8601Format()) == true) }
+    }
+
+    @Test("a current version expiring within sync.expiry-warning: warned once per version, kept in the report; a rotation clears it")
+    func nearExpiry() async throws {
+        let h = try PassHarness()
+        let v1 = try await h.memory.createKey(h.key, size: .bits2048)
+        let expires = h.clock.now().addingTimeInterval(12 * 86_400 + 60)
+        _ = try await h.memory.updateVersion(h.key, version: v1.id, KeyVersionUpdate(expires: .set(expires)))
+        let (first, events) = await h.pass()
+        #expect(first.state == .ok && first.currentExpires == expires)
+        #expect(h.kinds(events).filter { $0 == .keyNearExpiry } == [.keyNearExpiry])
+        #expect(events.first { $0.kind == .keyNearExpiry }?.fields["expires"] == expires.ISO8601Format())
+        // The next pass says it in the status line again, but does not warn again.
+        h.clock.advance(by: .seconds(900))
+        let (second, again) = await h.pass()
+        #expect(second.currentExpires == expires && !h.kinds(again).contains(.keyNearExpiry))
+        // A new version without an expiry clears it.
+        h.clock.advance(by: .seconds(60))
+        _ = try await h.memory.rotateKey(h.key)
+        let (rotated, _) = await h.pass()
+        #expect(rotated.currentExpires == nil)
+    }
+
+    @Test("a current version expiring after sync.expiry-warning, or with the warning off, is not warned about")
+    func farFromExpiry() async throws {
+        for (days, window) in [(31.0, 30), (5.0, 0)] {
+            let h = try PassHarness(expiryWarning: .seconds(window * 86_400))
+            let v1 = try await h.memory.createKey(h.key, size: .bits2048)
+            _ = try await h.memory.updateVersion(h.key, version: v1.id, KeyVersionUpdate(expires: .set(h.clock.now().addingTimeInterval(days * 86_400))))
+            let (report, events) = await h.pass()
+            #expect(report.currentExpires == nil && !h.kinds(events).contains(.keyNearExpiry), "\(days) days, window \(window) days")
+        }
     }
 
     @Test("outage (5xx, timeout): exponential backoff with jitter, then success")

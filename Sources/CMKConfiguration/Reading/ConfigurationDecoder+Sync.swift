@@ -1,7 +1,7 @@
 import Yams
 
 extension ConfigurationDecoder {
-    static let syncKeys = ["interval", "jitter", "pulled-poll-interval", "suspend", "concurrency", "backup-retention", "start-timeout", "retry"]
+    static let syncKeys = ["interval", "jitter", "pulled-poll-interval", "suspend", "concurrency", "backup-retention", "expiry-warning", "start-timeout", "retry"]
     static let retryKeys = ["attempts", "initial-delay", "max-delay"]
     static let cacheKeys = ["ttl", "capacity", "read-wait"]
     static let loggingKeys = ["level", "format"]
@@ -28,6 +28,9 @@ extension ConfigurationDecoder {
         if let n = section["concurrency"] { sync.concurrency = try reader.int(n, at: "sync.concurrency", range: 1...64) }
         if let n = section["backup-retention"] {
             sync.backupRetention = try reader.duration(n, at: "sync.backup-retention", range: .zero ... .seconds(3650 * 86_400), accepted: "0s to 3650d")
+        }
+        if let n = section["expiry-warning"] {
+            sync.expiryWarning = try reader.duration(n, at: "sync.expiry-warning", range: .zero ... .seconds(365 * 86_400), accepted: "0s (off) to 365d")
         }
         if let n = section["start-timeout"] {
             sync.startTimeout = try reader.duration(n, at: "sync.start-timeout", range: .seconds(1) ... .seconds(3600), accepted: "1s to 1h")

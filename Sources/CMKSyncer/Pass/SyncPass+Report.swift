@@ -136,6 +136,15 @@ extension SyncPass {
                                 versions: complete ? usage : (previous?.versions ?? (interrupted == nil ? usage : [])),
                                 vaultCalls: vaultCalls, retries: retries, pulledSince: pulledSince, outageSeconds: outageSeconds, pid: getpid())
         report.interrupted = interrupted
+        if case .usable(let target) = condition, settings.expiryWarning > .zero, let expires = target.expires,
+           expires.timeIntervalSince(finished) <= settings.expiryWarning.timeInterval {
+            report.currentExpires = expires
+            // Once per version: a pass after a restart reads the previous report from the state directory.
+            if previous?.currentExpires == nil || previous?.currentVersion != target.id {
+                events.append(SyncEvent(.keyNearExpiry, "The current key version expires soon; the customer should rotate the key.",
+                                        version: target.id, fields: ["expires": expires.ISO8601Format()]))
+            }
+        }
         return (report, events)
     }
 }

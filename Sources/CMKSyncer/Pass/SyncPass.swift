@@ -14,14 +14,18 @@ public struct SyncPass: Sendable {
         public var retry: RetryPolicy
         /// How long an unreferenced version stays "not yet safe to disable" (backups). Default 14 days.
         public var backupRetention: Duration
+        /// A current version expiring within this is warned about (zero: never). Default 30 days.
+        public var expiryWarning: Duration
 
         public init(key: KeyReference, policy: ReconcilePolicy = .init(), concurrency: Int = 4,
-                    retry: RetryPolicy = .init(), backupRetention: Duration = .seconds(14 * 86_400)) {
+                    retry: RetryPolicy = .init(), backupRetention: Duration = .seconds(14 * 86_400),
+                    expiryWarning: Duration = .seconds(30 * 86_400)) {
             self.key = key
             self.policy = policy
             self.concurrency = concurrency
             self.retry = retry
             self.backupRetention = backupRetention
+            self.expiryWarning = expiryWarning
         }
     }
 

@@ -22,6 +22,8 @@ public struct SyncEvent: Hashable, Sendable, Codable {
         case keyringMissing = "keyring-missing"
         /// An account's keyring names versions the key does not have (critical).
         case versionUnknown = "version-unknown"
+        /// The current version expires within `sync.expiry-warning` (once per version).
+        case keyNearExpiry = "key-near-expiry"
     }
 
     public var kind: Kind

@@ -44,6 +44,8 @@ public struct SyncReport: Hashable, Sendable, Codable {
     /// to, set by the daemon: the report's age for `cmkctl status`, whatever the wall clocks say.
     public var finishedUptime: Double?
     public var bootID: String?
+    /// The current version's expiry, when it falls within `sync.expiry-warning` of the pass's end.
+    public var currentExpires: Date?
 
     /// Accounts whose outcome is in-sync or rebound.
     public var inSyncCount: Int { accounts.filter { $0.outcome.isInSync }.count }
