@@ -147,6 +147,10 @@ let package = Package(
                 "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // The key event receiver (EventReceiver): HTTP/1.1 on SwiftNIO, no server framework.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -46,10 +46,13 @@ public struct SyncerConfiguration: Sendable, Hashable {
     /// `logging` (mapping, optional): log level and output format.
     public var logging: Logging
 
+    /// `events` (mapping, optional): the receiver of pushed key events; nil (the default) is off.
+    public var events: Events?
+
     /// A configuration from already-validated parts (tests and embedding). ``load(path:environment:)``
     /// is the way to get one from a file.
     public init(file: String, stateDirectory: String, runtimeDirectory: String, vault: Vault,
-                accounts: [AccountSettings], sync: Sync = Sync(), cache: Cache = Cache(), logging: Logging = Logging()) {
+                accounts: [AccountSettings], sync: Sync = Sync(), cache: Cache = Cache(), logging: Logging = Logging(), events: Events? = nil) {
         self.file = file
         self.stateDirectory = stateDirectory
         self.runtimeDirectory = runtimeDirectory
@@ -58,6 +61,7 @@ public struct SyncerConfiguration: Sendable, Hashable {
         self.sync = sync
         self.cache = cache
         self.logging = logging
+        self.events = events
     }
 
     /// The account called `name`, if configured.

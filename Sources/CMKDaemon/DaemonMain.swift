@@ -71,20 +71,35 @@ public enum DaemonMain {
             notifier.errno(category == .configuration ? EINVAL : EIO, status: "failed to start: \(error)")
             return category == .configuration ? CMKExitCode.configuration : CMKExitCode.failure
         }
+        let scheduler = Scheduler()
+        var receiver: EventReceiver?
+        if !once, let events = configuration.events {
+            do {
+                receiver = try await startEventReceiver(events, configuration: configuration, environment: environment, scheduler: scheduler, logger: logger)
+            } catch {
+                logger.critical("Cannot start: the key event receiver cannot listen.", metadata: [
+                    "error": "\(error)", "message_id": "\(MessageID.configurationInvalid)", "cmk_events_listen": "\(events.listen)",
+                ])
+                notifier.errno(EINVAL, status: "failed to start: \(error)")
+                return CMKExitCode.configuration
+            }
+        }
         let service = SyncService(
             daemon: daemon,
             reloader: {
                 let fresh = try SyncerConfiguration.load(path: configPath, environment: environment)
                 return try await Daemon.build(configuration: fresh, environment: environment)
             },
-            notifier: notifier, logger: logger, once: once)
+            scheduler: scheduler, notifier: notifier, logger: logger, once: once)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
             try await group.run()
+            await receiver?.close()
         } catch {
+            await receiver?.close()
             logger.critical("The daemon failed.", metadata: ["error": "\(error)"])
             notifier.errno(EIO, status: "failed: \(error)")
             return CMKExitCode.failure
@@ -93,6 +108,18 @@ public enum DaemonMain {
             return CMKExitCode.forReport(report)
         }
         return CMKExitCode.ok
+    }
+
+    /// The receiver of `events` (EventReceiver): its secret read now, an accepted event a pass
+    /// (`Scheduler.Reason.event`). Not reloaded on SIGHUP: a changed `events` section needs a restart.
+    static func startEventReceiver(_ events: SyncerConfiguration.Events, configuration: SyncerConfiguration, environment: [String: String],
+                                   scheduler: Scheduler, logger: Logger) async throws -> EventReceiver {
+        let secret = try events.secret.read(environment: environment, what: "events.secret")
+        let receiver = EventReceiver(settings: .init(listen: events.listen, secret: secret, allowedOrigins: events.allowedOrigins,
+                                                     keyName: configuration.vault.key.name),
+                                     logger: logger) { scheduler.trigger(.event) }
+        try await receiver.start()
+        return receiver
     }
 
     /// Validates a configuration file; prints what is wrong. Returns 0 or 78.

@@ -17,11 +17,15 @@ public enum MessageID {
     public static let versionUnknown = "95663cc06a854c87a36845a508b9d26c"
     public static let stateUnwritable = "17504177c8034ca38bda9292111bdd3b"
     public static let descriptorLimit = "7e95449d4f0f45f0a52a775561b25e97"
+    /// The event receiver accepted a key event for the configured key: a pass runs now.
+    public static let keyEventAccepted = "540829211075484f8ae8488ff2b8529b"
+    /// The event receiver refused a delivery (wrong secret, content type, body or origin).
+    public static let keyEventRefused = "28c46059435b4b498b3a1fb9e975c631"
     public static let keyNearExpiry = "9a0b2084e11144528a4b42a7e14f580a"
 
     /// Every id, for catalog checks.
     public static let all = [keyRotated, keyPulled, keyRestored, keyMissing, versionDisabledInUse, vaultUnreachable,
                              credentialsRejected, configurationInvalid, currentVersionUnusable, securityLogUnwritable, alreadyRunning,
-                             accountFailed, keyringMissing, versionUnknown, stateUnwritable, descriptorLimit,
+                             accountFailed, keyringMissing, versionUnknown, stateUnwritable, descriptorLimit, keyEventAccepted, keyEventRefused,
                              keyNearExpiry]
 }

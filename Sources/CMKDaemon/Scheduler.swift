@@ -16,6 +16,8 @@ public final class Scheduler: Sendable {
     /// Why a pass was asked for.
     public enum Reason: String, Sendable, Hashable, CaseIterable {
         case startup, timer, signal, reload
+        /// A key event pushed to the receiver (EventReceiver): like `signal`, a pass now.
+        case event
     }
 
     private struct State: Sendable {

@@ -50,6 +50,7 @@ struct ShippedFilesTests {
         paths += ConfigurationDecoder.retryKeys.map { "sync.retry.\($0)" }
         paths += ConfigurationDecoder.cacheKeys.map { "cache.\($0)" }
         paths += ConfigurationDecoder.loggingKeys.map { "logging.\($0)" }
+        paths += ConfigurationDecoder.eventKeys.map { "events.\($0)" }
         for path in paths {
             #expect(documentation.contains("`\(path)`"), "docs/configuration.md does not document `\(path)`")
         }

@@ -36,8 +36,9 @@ struct ConfigurationDecoder {
         let cache = try decodeCache(top["cache"])
         let sync = try decodeSync(top["sync"])
         let logging = try decodeLogging(top["logging"])
+        let events = try top["events"].map { (n) throws(ConfigurationError) in try decodeEvents(n) }
         return SyncerConfiguration(file: file, stateDirectory: stateDirectory, runtimeDirectory: runtimeDirectory,
-                                   vault: vault, accounts: accounts, sync: sync, cache: cache, logging: logging)
+                                   vault: vault, accounts: accounts, sync: sync, cache: cache, logging: logging, events: events)
     }
 
     /// `state-directory` or `runtime-directory`: the file's value, else the first entry of the
