@@ -64,7 +64,7 @@ final class Dispatcher: Sendable {
         }
         let fault = traffic.takeFault(.vault, method: request.method, path: request.path)
         if let faulted = apply(fault, endpoint: .vault) { return (fault, faulted) }
-        if let retryAfter = traffic.admit() { return (nil, .respond(KeyVaultError.throttled(retryAfter: retryAfter).response, delay: nil)) }
+        if let throttled = traffic.throttle() { return (nil, .respond(throttled, delay: nil)) }
         let response = vault.handle(request)
         if case .latency(let delay) = fault { return (fault, .respond(response, delay: delay)) }
         return (fault, .respond(response, delay: nil))

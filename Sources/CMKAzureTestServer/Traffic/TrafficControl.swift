@@ -1,7 +1,9 @@
+import CMKKeyVaultAPI
 import Foundation
 import Synchronization
 
-/// Queued faults, the rate limiter and the request log, behind one lock.
+/// Queued faults and the request log, behind one lock; the rate limit (``KeyOperationRateLimit``,
+/// the one cmk-vault applies too) beside them.
 final class TrafficControl: Sendable {
     private struct QueuedFault: Sendable {
         var fault: Fault
@@ -12,15 +14,13 @@ final class TrafficControl: Sendable {
     private struct State: Sendable {
         var faults: [QueuedFault] = []
         var log: [RecordedRequest] = []
-        var windowStart: ContinuousClock.Instant?
-        var windowCount = 0
     }
 
     private let state = Mutex(State())
-    private let rateLimit: AzureKeyVaultTestServer.RateLimit?
+    private let rateLimit: KeyOperationRateLimit?
 
     init(rateLimit: AzureKeyVaultTestServer.RateLimit?) {
-        self.rateLimit = rateLimit
+        self.rateLimit = rateLimit.map { KeyOperationRateLimit(operations: $0.operations, window: $0.window) }
     }
 
     func inject(_ fault: Fault, times: Int, matching matcher: RequestMatcher) {
@@ -41,25 +41,8 @@ final class TrafficControl: Sendable {
         }
     }
 
-    /// Counts one vault operation; returns the seconds to put in `Retry-After` when over the limit.
-    /// The window runs on real (monotonic) time, so throttling clears for a client that waits,
-    /// whatever the injected wall clock does.
-    func admit() -> Int? {
-        guard let rateLimit else { return nil }
-        let now = ContinuousClock.now
-        return state.withLock { state in
-            if let start = state.windowStart, now - start < rateLimit.window {
-                state.windowCount += 1
-            } else {
-                state.windowStart = now
-                state.windowCount = 1
-            }
-            guard state.windowCount > rateLimit.operations, let start = state.windowStart else { return nil }
-            let remaining = rateLimit.window - (now - start)
-            let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
-            return max(1, Int(seconds.rounded(.up)))
-        }
-    }
+    /// Counts one vault operation; Azure's 429 with `Retry-After` when over the limit.
+    func throttle() -> ServerResponse? { rateLimit?.throttle() }
 
     func record(_ request: RecordedRequest) { state.withLock { $0.log.append(request) } }
 
