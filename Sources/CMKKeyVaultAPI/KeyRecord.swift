@@ -55,20 +55,70 @@ public struct KeyVersionRecord: Sendable {
     }
 }
 
-/// A key: its versions in creation order (the last one is the current version).
+/// A key: its versions in creation order (the last one is the current version), its rotation
+/// policy, and which versions' expiry warnings were given.
 public struct KeyRecord: Sendable {
     public let name: String
     public var versions: [KeyVersionRecord]
+    /// Set by `PUT /keys/{name}/rotationpolicy`; nil: Azure's default policy (Notify 30 days
+    /// before expiry, no automated rotation). Kept through delete and recover.
+    public var rotationPolicy: RotationPolicy?
+    /// The version whose near-expiry warning the service gave (once per version, across restarts).
+    public var nearExpiryWarned: String?
+    /// The version whose expiry warning the service gave.
+    public var expiredWarned: String?
 
-    public init(name: String, versions: [KeyVersionRecord]) {
+    public init(name: String, versions: [KeyVersionRecord], rotationPolicy: RotationPolicy? = nil, nearExpiryWarned: String? = nil,
+                expiredWarned: String? = nil) {
         self.name = name
         self.versions = versions
+        self.rotationPolicy = rotationPolicy
+        self.nearExpiryWarned = nearExpiryWarned
+        self.expiredWarned = expiredWarned
     }
 
     public var latest: KeyVersionRecord { versions[versions.count - 1] }
 
     /// Versions compare case-insensitively, like every Key Vault identifier.
     public func index(of version: String) -> Int? { versions.firstIndex { $0.version == version.lowercased() } }
+}
+
+/// A key's rotation policy as `PUT /keys/{name}/rotationpolicy` set it: durations are ISO 8601
+/// as the caller wrote them (Azure answers them unchanged); dates are whole seconds since 1970.
+public struct RotationPolicy: Sendable, Equatable, Codable {
+    public enum ActionType: String, Sendable, Codable {
+        case rotate = "Rotate"
+        case notify = "Notify"
+    }
+
+    /// One lifetime action: exactly one of the two triggers is set.
+    public struct LifetimeAction: Sendable, Equatable, Codable {
+        public var type: ActionType
+        public var timeAfterCreate: String?
+        public var timeBeforeExpiry: String?
+
+        public init(type: ActionType, timeAfterCreate: String? = nil, timeBeforeExpiry: String? = nil) {
+            self.type = type
+            self.timeAfterCreate = timeAfterCreate
+            self.timeBeforeExpiry = timeBeforeExpiry
+        }
+    }
+
+    public var lifetimeActions: [LifetimeAction]
+    /// `attributes.expiryTime`: a new version made by a rotation expires this long after its creation.
+    public var expiryTime: String?
+    public var created: Int
+    public var updated: Int
+
+    public init(lifetimeActions: [LifetimeAction], expiryTime: String?, created: Int, updated: Int) {
+        self.lifetimeActions = lifetimeActions
+        self.expiryTime = expiryTime
+        self.created = created
+        self.updated = updated
+    }
+
+    /// Azure's Notify action when a policy names none: 30 days before expiry.
+    public static let defaultNotify = LifetimeAction(type: .notify, timeBeforeExpiry: "P30D")
 }
 
 /// A soft-deleted key, recoverable until `scheduledPurgeDate`.

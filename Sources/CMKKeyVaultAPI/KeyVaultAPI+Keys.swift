@@ -1,3 +1,4 @@
+import CMKCore
 import Crypto
 import CryptoExtras
 import Foundation
@@ -29,22 +30,40 @@ extension KeyVaultAPI {
             nbf: request.attributes?.nbf, exp: request.attributes?.exp, tags: tags)
         try entry(name) { entry in
             if entry.deleted != nil { throw KeyVaultError.conflictDeleted(name) }
-            entry.live = KeyRecord(name: entry.live?.name ?? name, versions: (entry.live?.versions ?? []) + [record])
+            // A new version of an existing key keeps its rotation policy and warnings.
+            if entry.live == nil { entry.live = KeyRecord(name: name, versions: [record]) } else { entry.live?.versions.append(record) }
         }
         return .json(200, bundle(name, record))
     }
 
-    /// A new version with the current version's type, size, operations and tags (what `rotate` does
-    /// without a rotation policy).
+    /// `POST /keys/{name}/rotate`.
     func rotateKey(_ name: String) throws -> ServerResponse {
-        guard let latest = try read(name).live?.latest else { throw KeyVaultError.keyNotFound(name) }
-        let record = try newVersion(
-            kty: latest.kty, size: latest.keySize, keyOps: latest.keyOps, enabled: true, nbf: nil, exp: nil, tags: latest.tags)
-        try entry(name) { entry in
-            guard entry.live != nil else { throw KeyVaultError.keyNotFound(name) }
-            entry.live?.versions.append(record)
-        }
+        guard let record = try rotate(name, ifCurrent: nil) else { throw KeyVaultError.keyNotFound(name) }
         return .json(200, bundle(name, record))
+    }
+
+    /// A rotation, from the API or the rotation policy (one code path): a new version with the
+    /// current version's type, size, operations and tags, expiring `expiryTime` after its creation
+    /// when the key's policy has one (as Azure does). With `expected`, only while that version is
+    /// still the current one (nil otherwise: someone rotated first), so a due policy rotation
+    /// happens once however often it is tried. The new version is durable when this returns.
+    public func rotate(_ name: String, ifCurrent expected: String?) throws -> KeyVersionRecord? {
+        guard let key = try read(name).live else { throw KeyVaultError.keyNotFound(name) }
+        if let expected, key.latest.version != expected { return nil }
+        let latest = key.latest
+        var record = try newVersion(
+            kty: latest.kty, size: latest.keySize, keyOps: latest.keyOps, enabled: true, nbf: nil, exp: nil, tags: latest.tags)
+        if let expiry = key.rotationPolicy?.expiryTime.flatMap(ISODuration.init) { record.expires = expiry.after(record.created) }
+        CrashPoints.hit("key-rotation.before-version")
+        let added: Bool = try entry(name) { entry in
+            guard entry.live != nil else { throw KeyVaultError.keyNotFound(name) }
+            if let expected, entry.live?.latest.version != expected { return false }
+            entry.live?.versions.append(record)
+            return true
+        }
+        guard added else { return nil }
+        CrashPoints.hit("key-rotation.version-written")
+        return record
     }
 
     func getKey(_ name: String, version: String?) throws -> ServerResponse {

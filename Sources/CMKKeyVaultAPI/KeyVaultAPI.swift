@@ -91,6 +91,8 @@ public final class KeyVaultAPI: Sendable {
             case ("POST", ["create"]): return try createKey(name, body: request.body)
             case ("POST", ["rotate"]): return try rotateKey(name)
             case ("GET", ["versions"]): return try listVersions(name, query: query, apiVersion: apiVersion)
+            case ("GET", ["rotationpolicy"]): return try getRotationPolicy(name)
+            case ("PUT", ["rotationpolicy"]): return try putRotationPolicy(name, body: request.body)
             case ("GET", []), ("GET", [""]): return try getKey(name, version: nil)
             case ("GET", let tail) where tail.count == 1: return try getKey(name, version: tail[0])
             case ("PATCH", []), ("PATCH", [""]): return try updateKey(name, version: nil, body: request.body)

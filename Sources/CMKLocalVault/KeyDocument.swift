@@ -1,4 +1,5 @@
 import CMKCore
+import CMKKeyVaultAPI
 import Foundation
 
 /// The on-disk JSON document of one key (`keys/<name>.json`). Nothing secret is in plaintext:
@@ -21,6 +22,12 @@ struct KeyDocument: Codable, Sendable, Equatable {
     /// The name as it was created through cmk-vault's keys API, whose names are case-insensitive
     /// (the file and `name` are lower case there); nil for keys made by `cmkctl keys`.
     var displayName: String?
+    /// The key's rotation policy set through cmk-vault's keys API (nil: none, Azure's default),
+    /// and the versions whose near-expiry and expiry warnings the service gave (so each is given
+    /// once, across restarts). Nil in documents written before; an older build drops them on write.
+    var rotationPolicy: RotationPolicy?
+    var nearExpiryWarned: String?
+    var expiredWarned: String?
 
     struct StoredVersion: Codable, Sendable, Equatable {
         /// 32 lowercase hex digits.

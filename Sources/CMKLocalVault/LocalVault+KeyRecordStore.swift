@@ -70,7 +70,7 @@ extension LocalVault: KeyRecordStore {
                 n: version.publicKey.n, e: version.publicKey.e, keyOps: version.keyOps ?? KeyVaultAPI.rsaKeyOperations,
                 enabled: version.enabled, notBefore: version.notBefore.map(Self.seconds), expires: version.expires.map(Self.seconds),
                 created: Self.seconds(version.created), updated: Self.seconds(version.updated ?? version.created), tags: version.tags)
-        })
+        }, rotationPolicy: document.rotationPolicy, nearExpiryWarned: document.nearExpiryWarned, expiredWarned: document.expiredWarned)
         guard let deletedDate = document.deletedDate else { return KeyEntry(live: record) }
         let purge = Self.purgeDate(of: document, lastWrite: lastWrite) ?? deletedDate.addingTimeInterval(TimeInterval(configuration.retentionDays) * 86_400)
         return KeyEntry(deleted: DeletedKeyRecord(key: record, deletedDate: Self.seconds(deletedDate), scheduledPurgeDate: Self.seconds(purge)))
@@ -108,6 +108,9 @@ extension LocalVault: KeyRecordStore {
         var document = before ?? KeyDocument(format: KeyDocument.currentFormat, name: key.name, versions: versions)
         document.versions = versions
         document.displayName = record.name == key.name ? nil : record.name
+        document.rotationPolicy = record.rotationPolicy
+        document.nearExpiryWarned = record.nearExpiryWarned
+        document.expiredWarned = record.expiredWarned
         if let deleted = entry.deleted {
             document.deletedDate = Self.date(deleted.deletedDate)
             document.scheduledPurgeDate = Self.date(deleted.scheduledPurgeDate)
