@@ -17,6 +17,40 @@ import Testing
 
         func once() throws -> Int32 { try run("cmk-syncer", ["run", "--once"]).status }
 
+        /// A host's directory under the vault's root with the platform identity's secret in a 0600
+        /// file and a cmk-syncer.yaml: the Azure provider on `vault`, one account of each kind
+        /// (`-N` after the kind, N the host's number), and `extra` top-level text.
+        static func make(on vault: VaultProcess, name: String, platform: [String: Any], extra: String = "") throws -> Host {
+            let root = vault.root + "/" + name
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let secretFile = root + "/platform.secret"
+            guard FileManager.default.createFile(atPath: secretFile, contents: Data(try #require(platform["secret"] as? String).utf8),
+                                                 attributes: [.posixPermissions: 0o600]) else { throw VaultTestError("cannot write \(secretFile)") }
+            let number = name.split(separator: "-").last.map(String.init) ?? "1"
+            let accounts = OneVaultDaemonTests.kinds.enumerated().map { index, kind in
+                "  - {name: \(kind)-\(number), kind: \(kind), driver: \(index % 2 == 0 ? "directory" : "sqlite"), location: \(root)/accounts/\(kind)-\(number)\(index % 2 == 0 ? "" : ".sqlite"), create: true}"
+            }.joined(separator: "\n")
+            let host = Host(root: root, config: root + "/cmk-syncer.yaml")
+            try """
+                state-directory: \(root)/state
+                vault:
+                  provider: azure
+                  key: data-at-rest-rsa2048
+                  azure:
+                    vault-url: \(vault.url)
+                    authority-host: \(vault.url)
+                    resource: \(vault.url)
+                    tenant-id: \(try vault.tenantID())
+                    client-id: \(try #require(platform["clientId"] as? String))
+                    client-secret-file: \(secretFile)
+                    ca-file: \(vault.ca.caCertificatePath)
+                accounts:
+                \(accounts)
+                \(extra)
+                """.write(toFile: host.config, atomically: true, encoding: .utf8)
+            return host
+        }
+
         /// `cmkctl status --report-only --json`: the last report's accounts by name.
         func accounts() throws -> (report: [String: Any], accounts: [String: [String: Any]]) {
             let status = try run("cmkctl", ["status", "--report-only", "--json"])
@@ -48,32 +82,8 @@ import Testing
         let first = try #require(try customer("create")["version"] as? String)
 
         // The host: the daemon's Azure provider with the platform identity's secret in a 0600 file.
-        let root = vault.root + "/host-1"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let secretFile = root + "/platform.secret"
-        #expect(FileManager.default.createFile(atPath: secretFile, contents: Data(try #require(platform["secret"] as? String).utf8),
-                                               attributes: [.posixPermissions: 0o600]))
-        let accounts = Self.kinds.enumerated().map { index, kind in
-            "  - {name: \(kind)-1, kind: \(kind), driver: \(index % 2 == 0 ? "directory" : "sqlite"), location: \(root)/accounts/\(kind)-1\(index % 2 == 0 ? "" : ".sqlite"), create: true}"
-        }.joined(separator: "\n")
-        let host = Host(root: root, config: root + "/cmk-syncer.yaml")
-        try """
-            state-directory: \(root)/state
-            vault:
-              provider: azure
-              key: data-at-rest-rsa2048
-              azure:
-                vault-url: \(vault.url)
-                authority-host: \(vault.url)
-                resource: \(vault.url)
-                tenant-id: \(try vault.tenantID())
-                client-id: \(try #require(platform["clientId"] as? String))
-                client-secret-file: \(secretFile)
-                ca-file: \(vault.ca.caCertificatePath)
-            accounts:
-            \(accounts)
-            """.write(toFile: host.config, atomically: true, encoding: .utf8)
-
+        let host = try Host.make(on: vault, name: "host-1", platform: platform)
+        let root = host.root
         #expect(try host.once() == 0)
         var state = try host.accounts()
         #expect(state.report["currentVersion"] as? String == first)
