@@ -53,8 +53,10 @@ enum CryptoBench {
         }
     }
 
-    static func rsa(_ plan: Plan, scratch: String, into results: inout Results) async throws {
-        let directory = scratch + "/rsa-vault"
+    /// A local vault in `directory` with one RSA-2048 key and one DEK wrapped under it.
+    static func localVault(directory: String) async throws
+        -> (LocalVault, KeyReference, KeyVersion, DEKResolver, SecretBytes, WrappedDEK)
+    {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let vault = try LocalVault(configuration: LocalVaultConfiguration(
             directory: URL(fileURLWithPath: directory + "/vault"), masterKey: .bytes(SecretBytes.random(count: 32))))
@@ -63,6 +65,20 @@ enum CryptoBench {
         let resolver = DEKResolver(vault: vault, cache: DEKCache(configuration: try .init()))
         let dek = DEKWrapping.generateDEK()
         let wrapped = try await resolver.wrap(dek, id: .random(), account: "bench", key: key, version: version.id, created: Date())
+        return (vault, key, version, resolver, dek, wrapped)
+    }
+
+    /// The local vault's RSA-OAEP-256 unwraps per CPU second, in this process: the work each
+    /// unwrap request to cmk-vault does.
+    static func localUnwraps(seconds: Double, scratch: String) async throws -> Rate {
+        let (vault, key, version, _, _, wrapped) = try await localVault(directory: scratch + "/local-unwrap")
+        return try await Rate.measure(units: 1, seconds: seconds) {
+            _ = try await vault.unwrap(wrapped.wrappedKey, key: key, version: version.id, algorithm: .rsaOAEP256)
+        }
+    }
+
+    static func rsa(_ plan: Plan, scratch: String, into results: inout Results) async throws {
+        let (vault, key, version, resolver, dek, wrapped) = try await localVault(directory: scratch + "/rsa-vault")
 
         // Three interleaved rounds (ours, then openssl's), each side's best round counted: on a
         // shared machine a neighbour can only slow a round down, and interleaving gives both

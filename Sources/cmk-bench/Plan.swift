@@ -21,6 +21,11 @@ struct Plan: Sendable {
     var vaultLogRecords: Int
     /// Timed repetitions of each page, proof and checkpoint figure (p50 reported).
     var vaultLogRepetitions: Int
+    /// Concurrencies of the unwrap figures through cmk-vault's keys API (suite keys).
+    var keysConcurrency = [1, 16]
+    /// Accounts rotated across three daemons on cmk-vault under its 2,000-per-10 s limit
+    /// (`--fleet-accounts`; 10,000 is the documented figure).
+    var fleetAccounts = 10_000
     /// Tries per vault call under throttling in rotation passes (`--throttle-attempts`; 1 shows the behaviour without retries).
     var throttleAttempts = 8
 
