@@ -23,7 +23,7 @@ final class VaultProcess {
     /// `stateTmpfsSize` (e.g. `"4m"`) the service runs in a private mount namespace (`unshare
     /// --mount`, root) with its state directory on a tmpfs of that size; ``inside(_:)`` and
     /// ``ctl(_:)`` reach it there. The host's mounts are never touched.
-    static func start(failuresPerClient: Int = 10, extra: String = "", stateTmpfsSize: String? = nil) throws -> VaultProcess {
+    static func start(failuresPerClient: Int = 10, extra: String = "", stateTmpfsSize: String? = nil, environment extraEnvironment: [String: String] = [:]) throws -> VaultProcess {
         let ca = try TestCertificateAuthority.make()
         let root = NSTemporaryDirectory() + "cmk-vault-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -41,29 +41,54 @@ final class VaultProcess {
             \(extra)
             """.write(toFile: config, atomically: true, encoding: .utf8)
         chmod(config, 0o600)
+        _ = FileManager.default.createFile(atPath: root + "/vault.log", contents: nil)
+        return try launch(root: root, config: config, port: port, ca: ca, stateTmpfsSize: stateTmpfsSize, environment: extraEnvironment)
+    }
+
+    /// A new cmk-vault process on this one's state, configuration, port and CA (after it ended:
+    /// ``terminate()`` or a crash point's SIGKILL), with `environment` added (`CMK_CRASH_AT`, libfaketime's); its log is
+    /// appended to the same file.
+    /// Without `waitForListening` it returns at once (a crash point may end it before it listens).
+    func restart(environment extraEnvironment: [String: String] = [:], waitForListening: Bool = true) throws -> VaultProcess {
+        precondition(!process.isRunning, "stop the running cmk-vault first")
+        return try Self.launch(root: root, config: config, port: port, ca: ca, stateTmpfsSize: nil, environment: extraEnvironment, wait: waitForListening)
+    }
+
+    private static func launch(root: String, config: String, port: Int, ca: TestCertificateAuthority, stateTmpfsSize: String?,
+                               environment extraEnvironment: [String: String], wait: Bool = true) throws -> VaultProcess {
         let process = Process()
         if let stateTmpfsSize {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
             process.arguments = ["--mount", "--propagation", "private", "/bin/sh", "-euc",
                                  "mkdir -p \"$1\"; mount -t tmpfs -o size=\(stateTmpfsSize),mode=0700 tmpfs \"$1\"; exec \"$2\" run --config \"$3\"",
                                  "sh", root + "/state", try binary("cmk-vault"), config]
+        } else if extraEnvironment["LD_PRELOAD"] != nil {
+            // Spawned straight from Foundation's Process with libfaketime preloaded, the Swift
+            // program sees no arguments; exec'd from a shell (same PID) it does.
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "exec \"$0\" \"$@\"", try binary("cmk-vault"), "run", "--config", config]
         } else {
             process.executableURL = URL(fileURLWithPath: try binary("cmk-vault"))
             process.arguments = ["run", "--config", config]
         }
         var environment = ProcessInfo.processInfo.environment
         for name in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM", "CREDENTIALS_DIRECTORY"] { environment[name] = nil }
+        environment.merge(extraEnvironment) { $1 }
         process.environment = environment
-        _ = FileManager.default.createFile(atPath: root + "/vault.log", contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/vault.log"))
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/vault.log"))
+        let starts = output.seekToEndOfFile() == 0 ? 0 : (try? String(contentsOfFile: root + "/vault.log", encoding: .utf8))?.components(separatedBy: "The vault service is listening.").count ?? 1
+        process.standardOutput = output
         process.standardError = process.standardOutput
         try process.run()
         let vault = VaultProcess(root: root, config: config, port: port, ca: ca, process: process, namespaced: stateTmpfsSize != nil)
+        let listening = { vault.log.components(separatedBy: "The vault service is listening.").count > max(starts, 1) }
+        guard wait else { return vault }
         let deadline = Date().addingTimeInterval(30)
-        while !vault.log.contains("The vault service is listening."), process.isRunning, Date() < deadline { usleep(50_000) }
-        guard vault.log.contains("The vault service is listening.") else {
+        while !listening(), process.isRunning, Date() < deadline { usleep(50_000) }
+        guard listening() else {
+            let log = vault.log  // before stop() removes it
             vault.stop()
-            throw VaultTestError("cmk-vault did not start listening (running: \(process.isRunning)); log:\n\(vault.log)")
+            throw VaultTestError("cmk-vault did not start listening (running: \(process.isRunning)); log:\n\(log)")
         }
         return vault
     }
