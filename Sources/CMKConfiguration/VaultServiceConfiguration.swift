@@ -51,6 +51,10 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
         public var maxHeaderBytes = 16_384
         /// `limits.max-page-size`: the most records one page of a listing holds (default 1,000).
         public var maxPageSize = 1_000
+        /// `limits.key-operations-per-10s`: requests to the keys API admitted per 10 s for the whole
+        /// vault, more get 429 with `Retry-After` as Azure Key Vault's service limits (default 2,000,
+        /// Azure's figure for RSA 2,048-bit HSM keys; 0 turns the limit off).
+        public var keyOperationsPer10s = 2_000
 
         /// The defaults.
         public init() {}
@@ -82,6 +86,9 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
         /// `vault.create-master-key`: make the master key file on the first start if it is missing
         /// (default false; for demos and tests, never with a credential).
         public var createMasterKey = false
+        /// `vault.rotation-check-interval`: how often the service checks the keys' rotation
+        /// policies (rotations due, expiry warnings), 1s–1h (default 1m).
+        public var rotationCheckInterval: Duration = .seconds(60)
 
         public init(masterKey: Source) { self.masterKey = masterKey }
     }
@@ -89,7 +96,7 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
     public static let defaultStateDirectory = "/var/lib/cmk-vault"
     public static let defaultConfigurationPath = "/etc/cmk-vault/cmk-vault.yaml"
     /// The keys of the top level.
-    public static let topLevelKeys = ["state-directory", "public-url", "listen", "tls", "vault", "limits", "authentication", "logging"]
+    public static let topLevelKeys = ["state-directory", "public-url", "listen", "tls", "vault", "limits", "authentication", "logging", "events"]
 
     /// The file read, absolute.
     public var file: String
@@ -104,6 +111,8 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
     public var limits: Limits
     public var authentication: Authentication
     public var logging: SyncerConfiguration.Logging
+    /// `events`: the key-event subscriptions; nil when the file has none.
+    public var events: Events?
 
     /// Reads and validates the file at `path` (the same access rule as the daemon's configuration).
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> VaultServiceConfiguration {

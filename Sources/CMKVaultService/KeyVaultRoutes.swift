@@ -12,8 +12,8 @@ import NIOPosix
 ///
 /// | role | may |
 /// |---|---|
-/// | service principal | every route: create, rotate, update, delete, recover, purge, list, wrap and unwrap |
-/// | platform identity | read a key or a version, list versions, wrap and unwrap, read a deleted key |
+/// | service principal | every route: create, rotate, update, delete, recover, purge, list, wrap and unwrap, read and set the rotation policy |
+/// | platform identity | read a key or a version, list versions, wrap and unwrap, read a deleted key, read the rotation policy |
 /// | administrator | nothing here (administrators manage the principal's credentials) |
 ///
 /// Every change and every key use is a security-log record appended **before** the vault acts
@@ -23,6 +23,10 @@ import NIOPosix
 struct KeyVaultRoutes: Sendable {
     let routes: VaultRoutes
     let api: KeyVaultAPI
+    /// `limits.key-operations-per-10s` over every keys API request that passed authentication and the role check; nil when off.
+    var rateLimit: KeyOperationRateLimit?
+    /// Where a successful create, rotate, delete, recover or purge is announced (EventPublisher); nil: nowhere.
+    var keyEvents: (any KeyEventSink)?
 
     /// What a request does, as far as roles and the log are concerned.
     enum Access: Equatable {
@@ -35,7 +39,7 @@ struct KeyVaultRoutes: Sendable {
     func register(on router: Router<VaultRequestContext>) {
         let authenticated = router.group().add(middleware: BearerAuthentication(routes: routes, roles: [.servicePrincipal, .platform]))
         for path in ["keys", "keys/**", "deletedkeys", "deletedkeys/**"] {
-            for method in [HTTPRequest.Method.get, .post, .patch, .delete] {
+            for method in [HTTPRequest.Method.get, .post, .patch, .delete, .put] {
                 authenticated.on(RouterPath(path), method: method) { request, context in
                     try await handle(request, context: context)
                 }
@@ -53,6 +57,7 @@ struct KeyVaultRoutes: Sendable {
                 status: 403, code: "Forbidden",
                 message: "The platform identity \(principal.clientID) may read key versions, wrap and unwrap; \(request.method.rawValue) \(request.uri.path) needs the service principal."))
         }
+        if let throttled = rateLimit?.throttle() { return Self.answer(throttled) }  // before any record: nothing was done
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let exchange = ServerRequest(method: request.method.rawValue, uri: request.uri.description,
                                      headers: request.headers.map { (name: $0.name.rawName, value: $0.value) }, body: Data(buffer: body))
@@ -73,6 +78,10 @@ struct KeyVaultRoutes: Sendable {
         if let event, !(200..<300).contains(response.status) {
             let code = (try? JSONDecoder().decode(ErrorBody.self, from: response.body))?.error.code ?? "unknown"
             await routes.recordRefusal(event.failed(recordIndex: recordIndex, reason: "\(response.status) \(code)"))
+        }
+        if let keyEvents, case .recorded(let operation) = access, (200..<300).contains(response.status),
+           let keyEvent = KeyEvent(operation: operation, segments: segments, responseBody: response.body) {
+            keyEvents.publish(keyEvent)
         }
         return Self.answer(response)
     }
@@ -99,6 +108,8 @@ struct KeyVaultRoutes: Sendable {
             return .recorded(operation: "key-updated")
         case (.delete, "keys", _):
             return .recorded(operation: "key-deleted")
+        case (.put, "keys", 1) where rest[0].lowercased() == "rotationpolicy":
+            return .recorded(operation: "key-rotation-policy-updated")
         case (.post, "deletedkeys", 1) where rest[0] == "recover":
             return .recorded(operation: "key-recovered")
         case (.delete, "deletedkeys", _):
@@ -141,7 +152,7 @@ extension ServiceEvent {
         if segments.count >= 2 { details["key"] = String(segments[1].prefix(127)) }
         // `/keys/{name}/{version}` (update) and `/keys/{name}/{version}/{operation}` (a key use) name a
         // version; `/keys/{name}/create`, `/rotate` and `/versions` do not.
-        if segments.first == "keys", segments.count >= 3, !["create", "rotate", "versions", ""].contains(segments[2].lowercased()) {
+        if segments.first == "keys", segments.count >= 3, !["create", "rotate", "versions", "rotationpolicy", ""].contains(segments[2].lowercased()) {
             details["version"] = String(segments[2].prefix(64))
         }
         return Self(operation: operation, actor: principal.clientID, role: principal.role.rawValue, address: address, details: details)

@@ -90,6 +90,17 @@ public struct VaultServer: Sendable {
                            store: vault, vaultURL: { [publicURL = configuration.publicURL] in publicURL })
     }
 
+    /// The publisher of key events to `events.subscriptions` (EventPublisher), not yet started;
+    /// nil without subscriptions. The keys API's routes and the rotation scheduler share it.
+    public func makeEventPublisher(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> EventPublisher? {
+        guard let events = configuration.events, !events.subscriptions.isEmpty else { return nil }
+        do {
+            return try EventPublisher(events: events, publicURL: configuration.publicURL, environment: environment, logger: logger)
+        } catch {
+            throw StartError(description: error.description, exitCode: 78)
+        }
+    }
+
     /// Serves until the task is cancelled.
     public func run(environment: [String: String] = ProcessInfo.processInfo.environment,
                     onListening: @Sendable @escaping (SocketAddress?) async -> Void = { _ in }) async throws {
@@ -98,7 +109,20 @@ public struct VaultServer: Sendable {
         let routes = try makeRoutes()
         let router = Router(context: VaultRequestContext.self)
         routes.register(on: router)
-        if let api = try makeKeyVaultAPI(environment: environment) { KeyVaultRoutes(routes: routes, api: api).register(on: router) }
+        let api = try makeKeyVaultAPI(environment: environment)
+        let publisher = try makeEventPublisher(environment: environment)
+        publisher?.start()
+        if let api {
+            let perWindow = configuration.limits.keyOperationsPer10s
+            KeyVaultRoutes(routes: routes, api: api, rateLimit: perWindow > 0 ? KeyOperationRateLimit(operations: perWindow) : nil,
+                           keyEvents: publisher).register(on: router)
+        }
+        // The rotation policies' scheduler runs beside the listener and stops with it.
+        let scheduler = api.map { api in
+            RotationScheduler(api: api, events: routes.events, keyEvents: publisher, interval: configuration.vault?.rotationCheckInterval ?? .seconds(60), logger: self.logger)
+        }
+        let schedulerTask = scheduler.map { scheduler in Task { await scheduler.run() } }
+        defer { schedulerTask?.cancel() }
         let listener = HTTPSListener(endpoint: endpoint, tls: tls, maxBodyBytes: configuration.limits.maxBodyBytes,
                                      maxHeaderBytes: configuration.limits.maxHeaderBytes, logger: logger)
         let notifier = SystemdNotifier()
@@ -112,6 +136,7 @@ public struct VaultServer: Sendable {
             await onListening(address)
         }
         notifier.stopping(status: "stopping")
+        await publisher?.shutdown()
     }
 
     func listenEndpoint() throws -> HTTPSListener.Endpoint {
@@ -203,6 +228,19 @@ public enum VaultMessageID {
     /// An event the security log could not record (the request itself was answered).
     public static let recordFailed = "7b3e9d1c5a2f4e8b9c6d0a3f1e7b5d92"
 
+    /// A key's rotation policy made a new version.
+    public static let keyRotatedByPolicy = "368872d16ff6422fa8c3f918b96963cb"
+    /// A key's current version is within its Notify window (or 30 days) of its expiry.
+    public static let keyNearExpiry = "4aef4a23e9f14cb8bc670ec3c89610f3"
+    /// A key's current version has expired.
+    public static let keyExpired = "628d476c13d94763803acf8499b94868"
+    /// A rotation policy could not be read or carried out; tried again at the next check.
+    public static let rotationPolicyFailed = "ceda3ec0b6e146e98946de04c9878d04"
+
+    /// A key event could not be delivered to a subscription (retried, or dropped after the last try).
+    public static let eventDeliveryFailed = "b4777ed1515148899f20faa4b439acf8"
+
     /// Every id above: the catalog has one entry for each.
-    public static let all = [listening, configurationInvalid, startFailed, event, signingKeysReloaded, signingKeysReloadFailed, recordFailed]
+    public static let all = [listening, configurationInvalid, startFailed, event, signingKeysReloaded, signingKeysReloadFailed, recordFailed,
+                             keyRotatedByPolicy, keyNearExpiry, keyExpired, rotationPolicyFailed, eventDeliveryFailed]
 }

@@ -28,6 +28,7 @@ private let mistakeCases: [MistakeCase] = [
     MistakeCase("\(minimalYAML)\nlisten: localhost:70000", "listen", "1 to 65535"),
     MistakeCase("\(minimalYAML)\nlimts: {}", "limts", "did you mean 'limits'"),
     MistakeCase("\(minimalYAML)\nlimits: {max-body-bytes: 10}", "limits.max-body-bytes", "accepted: 1024 to 1048576"),
+    MistakeCase("\(minimalYAML)\nlimits: {key-operations-per-10s: -1}", "limits.key-operations-per-10s", "accepted: 0 to 1000000"),
     MistakeCase("\(minimalYAML)\nauthentication: {failure-window: 1s}", "authentication.failure-window", "10s to 24h"),
     MistakeCase("public-url: http://vault.example.com\ntls: {certificate-file: a, key-file: b}", "public-url", "https"),
     MistakeCase("public-url: https://vault.example.com/path\ntls: {certificate-file: a, key-file: b}", "public-url", "no path"),
@@ -59,6 +60,7 @@ struct VaultServiceConfigurationTests {
         #expect(configuration.tls.certificate == .credential("tls.crt") && configuration.tls.key == .credential("tls.key"))
         #expect(configuration.tls.minimumVersion == "1.2")
         #expect(configuration.limits.maxBodyBytes == 65_536 && configuration.limits.maxPageSize == 1_000)
+        #expect(configuration.limits.keyOperationsPer10s == 2_000, "Azure's 2,000 per 10 s for RSA 2,048-bit HSM keys")
         #expect(configuration.authentication.failuresPerClient == 10 && configuration.authentication.failureWindow == .seconds(300))
         #expect(configuration.stateDirectory == "/var/lib/cmk-vault")
     }

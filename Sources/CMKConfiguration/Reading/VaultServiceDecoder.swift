@@ -9,9 +9,9 @@ struct VaultServiceDecoder {
     let workingDirectory: String
 
     static let tlsKeys = ["certificate-file", "certificate-credential", "key-file", "key-credential", "minimum-version"]
-    static let limitKeys = ["max-body-bytes", "max-header-bytes", "max-page-size"]
+    static let limitKeys = ["max-body-bytes", "max-header-bytes", "max-page-size", "key-operations-per-10s"]
     static let authenticationKeys = ["failures-per-client", "failures-per-address", "failure-window"]
-    static let vaultKeys = ["master-key-file", "master-key-credential", "retention-days", "purge-protection", "create-master-key"]
+    static let vaultKeys = ["master-key-file", "master-key-credential", "retention-days", "purge-protection", "create-master-key", "rotation-check-interval"]
 
     func decode(_ root: Node) throws(ConfigurationError) -> VaultServiceConfiguration {
         guard case .mapping = root else {
@@ -33,8 +33,10 @@ struct VaultServiceDecoder {
         let limits = try decodeLimits(top["limits"])
         let authentication = try decodeAuthentication(top["authentication"])
         let logging = try ConfigurationDecoder(reader: reader, file: file, environment: environment, workingDirectory: workingDirectory).decodeLogging(top["logging"])
-        return VaultServiceConfiguration(file: file, stateDirectory: stateDirectory, publicURL: publicURL, listen: listen, tls: tls, vault: vault,
-                                         limits: limits, authentication: authentication, logging: logging)
+        var configuration = VaultServiceConfiguration(file: file, stateDirectory: stateDirectory, publicURL: publicURL, listen: listen, tls: tls, vault: vault,
+                                                      limits: limits, authentication: authentication, logging: logging)
+        configuration.events = try top["events"].map { (n) throws(ConfigurationError) in try decodeEvents(n, base: stateDirectory) }
+        return configuration
     }
 
     private func decodeStateDirectory(_ top: Section) throws(ConfigurationError) -> String {
@@ -95,7 +97,7 @@ struct VaultServiceDecoder {
     }
 
     /// `SECTION.NAME-file` or `SECTION.NAME-credential`, exactly one.
-    private func source(_ section: Section, _ name: String, base: String, what: String, in sectionName: String = "tls") throws(ConfigurationError) -> VaultServiceConfiguration.Source {
+    func source(_ section: Section, _ name: String, base: String, what: String, in sectionName: String = "tls") throws(ConfigurationError) -> VaultServiceConfiguration.Source {
         let fileKey = "\(name)-file", credentialKey = "\(name)-credential"
         switch (section[fileKey], section[credentialKey]) {
         case (.some(let node), nil):
@@ -120,6 +122,9 @@ struct VaultServiceDecoder {
             masterKey: try source(section, "master-key", base: base, what: "the 32-byte master key that seals the private keys", in: "vault"))
         if let n = section["retention-days"] { vault.retentionDays = try reader.int(n, at: "vault.retention-days", range: 7...90) }
         if let n = section["purge-protection"] { vault.purgeProtection = try reader.bool(n, at: "vault.purge-protection") }
+        if let n = section["rotation-check-interval"] {
+            vault.rotationCheckInterval = try reader.duration(n, at: "vault.rotation-check-interval", range: .seconds(1) ... .seconds(3600), accepted: "1s to 1h")
+        }
         if let n = section["create-master-key"] {
             vault.createMasterKey = try reader.bool(n, at: "vault.create-master-key")
             if vault.createMasterKey, case .credential = vault.masterKey {
@@ -135,6 +140,7 @@ struct VaultServiceDecoder {
         if let n = section["max-body-bytes"] { limits.maxBodyBytes = try reader.int(n, at: "limits.max-body-bytes", range: 1_024...1_048_576) }
         if let n = section["max-header-bytes"] { limits.maxHeaderBytes = try reader.int(n, at: "limits.max-header-bytes", range: 4_096...65_536) }
         if let n = section["max-page-size"] { limits.maxPageSize = try reader.int(n, at: "limits.max-page-size", range: 1...10_000) }
+        if let n = section["key-operations-per-10s"] { limits.keyOperationsPer10s = try reader.int(n, at: "limits.key-operations-per-10s", range: 0...1_000_000) }
         return limits
     }
 
