@@ -50,6 +50,10 @@ extension SyncerConfiguration {
         /// `sync.pulled-poll-interval` (duration from 10s to the interval, default 1m): the time
         /// between passes while the key is pulled, to notice a restore quickly.
         public var pulledPollInterval: Duration
+        /// `sync.probe-interval` (duration from 10s to the interval, or `off`; default 1m, jittered
+        /// like the pass): how often the key-state probe reads the vault snapshot alone (one call, no
+        /// account I/O) and starts a pass at once when something a pass acts on has changed. nil: off.
+        public var probeInterval: Duration?
         /// `sync.suspend` (`immediate | after-cache-ttl`, default `immediate`).
         public var suspend: SuspendPolicy
         /// `sync.concurrency` (1–64, default 4): accounts synchronised at the same time.
@@ -72,10 +76,11 @@ extension SyncerConfiguration {
         public init(interval: Duration = .seconds(15 * 60), jitter: Jitter = .fraction(0.1),
                     pulledPollInterval: Duration = .seconds(60), suspend: SuspendPolicy = .immediate,
                     concurrency: Int = 4, backupRetention: Duration = .seconds(14 * 86_400), expiryWarning: Duration = .seconds(30 * 86_400),
-                    startTimeout: Duration = .seconds(30), retry: Retry = Retry()) {
+                    startTimeout: Duration = .seconds(30), retry: Retry = Retry(), probeInterval: Duration? = .seconds(60)) {
             self.interval = interval
             self.jitter = jitter
             self.pulledPollInterval = pulledPollInterval
+            self.probeInterval = probeInterval
             self.suspend = suspend
             self.concurrency = concurrency
             self.backupRetention = backupRetention

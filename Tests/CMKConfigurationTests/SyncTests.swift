@@ -34,6 +34,9 @@ struct SyncTests {
         ("sync:\n  interval: 25h\n", "sync.interval", "'25h' is out of range (accepted: 1m to 24h)"),
         ("sync:\n  pulled-poll-interval: 9s\n", "sync.pulled-poll-interval", "'9s' is out of range (accepted: 10s to the interval, 15m)"),
         ("sync:\n  interval: 5m\n  pulled-poll-interval: 6m\n", "sync.pulled-poll-interval", "'6m' is out of range (accepted: 10s to the interval, 5m)"),
+        ("sync:\n  probe-interval: 9s\n", "sync.probe-interval", "'9s' is out of range (accepted: 10s to the interval, 15m, or off)"),
+        ("sync:\n  interval: 5m\n  probe-interval: 6m\n", "sync.probe-interval", "'6m' is out of range (accepted: 10s to the interval, 5m, or off)"),
+        ("sync:\n  probe-interval: never\n", "sync.probe-interval", "'never' is not a duration (\(Self.durationHint))"),
         ("sync:\n  jitter: 51%\n", "sync.jitter", "'51%' is out of range (accepted: 0% to 50% of the interval, or a duration shorter than the interval, 15m)"),
         ("sync:\n  jitter: 15m\n", "sync.jitter", "'15m' is not shorter than the interval (accepted: 0% to 50% of the interval, or a duration shorter than the interval, 15m)"),
         ("sync:\n  jitter: lots\n", "sync.jitter", "'lots' is neither a percentage nor a duration (accepted: 0% to 50% of the interval, or a duration shorter than the interval, 15m; examples: 10%, 2.5%, 30s)"),
@@ -49,7 +52,7 @@ struct SyncTests {
         ("sync:\n  retry:\n    attempts: 11\n", "sync.retry.attempts", "11 is out of range (accepted: 1 to 10)"),
         ("sync:\n  retry:\n    initial-delay: 5ms\n", "sync.retry.initial-delay", "'5ms' is out of range (accepted: 10ms to 1h)"),
         ("sync:\n  retry:\n    initial-delay: 2s\n    max-delay: 1s\n", "sync.retry.max-delay", "'1s' is out of range (accepted: the initial delay, 2s, to 1h)"),
-        ("sync: [interval]\n", "sync", "expected a mapping with the keys interval, jitter, pulled-poll-interval, suspend, concurrency, backup-retention, start-timeout, retry, got a list"),
+        ("sync: [interval]\n", "sync", "expected a mapping with the keys interval, jitter, pulled-poll-interval, probe-interval, suspend, concurrency, backup-retention, expiry-warning, start-timeout, retry, got a list"),
         ("cache:\n  ttl: 61m\n", "cache.ttl", "'61m' is out of range (accepted: 1s to 1h)"),
         ("cache:\n  ttl: 500ms\n", "cache.ttl", "'500ms' is out of range (accepted: 1s to 1h)"),
         ("cache:\n  capacity: 1000001\n", "cache.capacity", "1000001 is out of range (accepted: 1 to 1000000)"),
@@ -99,6 +102,13 @@ struct SyncTests {
         #expect(SyncerConfiguration.Sync.Jitter.fraction(0.1).maximum(for: .seconds(900)) == .seconds(90))
         #expect(SyncerConfiguration.Sync.Jitter.fraction(0).maximum(for: .seconds(900)) == .zero)
         #expect(SyncerConfiguration.Sync.Jitter.fixed(.seconds(45)).maximum(for: .seconds(900)) == .seconds(45))
+    }
+
+    @Test func probeIntervalDefaultsToAMinuteAndCanBeTurnedOff() throws {
+        #expect(try Fixture.parse(Fixture.yaml("")).sync.probeInterval == .seconds(60))
+        #expect(try Fixture.parse(Fixture.yaml("sync:\n  probe-interval: 10s\n")).sync.probeInterval == .seconds(10))
+        #expect(try Fixture.parse(Fixture.yaml("sync:\n  probe-interval: 15m\n")).sync.probeInterval == .seconds(900))
+        #expect(try Fixture.parse(Fixture.yaml("sync:\n  probe-interval: off\n")).sync.probeInterval == nil)
     }
 
     @Test func shortIntervalLowersTheDefaultPollInterval() throws {

@@ -1,7 +1,7 @@
 import Yams
 
 extension ConfigurationDecoder {
-    static let syncKeys = ["interval", "jitter", "pulled-poll-interval", "suspend", "concurrency", "backup-retention", "expiry-warning", "start-timeout", "retry"]
+    static let syncKeys = ["interval", "jitter", "pulled-poll-interval", "probe-interval", "suspend", "concurrency", "backup-retention", "expiry-warning", "start-timeout", "retry"]
     static let retryKeys = ["attempts", "initial-delay", "max-delay"]
     static let cacheKeys = ["ttl", "capacity", "read-wait"]
     static let loggingKeys = ["level", "format"]
@@ -20,6 +20,14 @@ extension ConfigurationDecoder {
                                                           accepted: "10s to the interval, \(interval)")
         } else if sync.pulledPollInterval > sync.interval {
             sync.pulledPollInterval = sync.interval
+        }
+        if let n = section["probe-interval"] {
+            if case .scalar(let scalar) = n, scalar.string == "off" {
+                sync.probeInterval = nil
+            } else {
+                sync.probeInterval = try reader.duration(n, at: "sync.probe-interval", range: .seconds(10) ... sync.interval,
+                                                         accepted: "10s to the interval, \(interval), or off")
+            }
         }
         if let n = section["suspend"] {
             let accepted = SyncerConfiguration.Sync.SuspendPolicy.allCases.map(\.rawValue)
