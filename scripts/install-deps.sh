@@ -9,9 +9,10 @@ set -euo pipefail
 # faketime: the clock-skew tests run the daemon and cmkctl under libfaketime.
 # gdb: its gcore dumps the running daemon to show that key material stays out of core dumps.
 # curl: the cmk-vault unit test makes its HTTPS requests inside the systemd sandbox's network.
+# chromium, chromium-driver: the console's browser test drives headless Chromium through Selenium.
 need_apt=()
 for pkg in libsqlite3-dev libsystemd-dev libssl-dev pkg-config systemd util-linux python3 python3-pip openssl \
-    dpkg-dev binutils lintian man-db groff-base zsh fish faketime gdb curl; do
+    dpkg-dev binutils lintian man-db groff-base zsh fish faketime gdb curl chromium chromium-driver; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -46,6 +47,14 @@ if ! python3 -c 'import openapi_spec_validator, jsonschema, yaml' 2>/dev/null; t
     echo "install-deps: pip install openapi-spec-validator jsonschema PyYAML (OpenAPI document checks)"
     python3 -m pip install -q openapi-spec-validator jsonschema PyYAML 2>/dev/null \
         || python3 -m pip install -q --break-system-packages openapi-spec-validator jsonschema PyYAML
+fi
+
+# Selenium drives Debian's Chromium in cmk-vault's console test; axe-selenium-python ships axe-core
+# for its accessibility check (CMKVaultServiceTests, Scripts/console_flow.py).
+if ! python3 -c 'import selenium, axe_selenium_python' 2>/dev/null; then
+    echo "install-deps: pip install selenium axe-selenium-python (console browser test)"
+    python3 -m pip install -q selenium axe-selenium-python 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages selenium axe-selenium-python
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -113,16 +113,24 @@ public struct VaultRoutes: Sendable {
         guard let scope = form["scope"] else { throw TokenEndpointError(status: .badRequest, error: .missingParameter("scope")) }
         guard let secret = form["client_secret"] else { throw TokenEndpointError(status: .unauthorized, error: .missingCredential()) }
         guard let audience = OpenIDConfiguration.resource(ofScope: scope) else { throw TokenEndpointError(status: .badRequest, error: .invalidScope(scope)) }
+        let issued = try await exchange(clientID: clientID, secret: secret, audience: audience, scope: scope, tenant: tenant, address: context.remoteAddress)
+        return JSONResponse(value: TokenResponse(expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.token))
+    }
 
+    /// Client credentials → a 1-hour token for `audience`: the failure throttle, the identity
+    /// store's check, and the security-log records (`authentication-failed`, `-throttled`,
+    /// `token-issued`, the token leaving only once its record is durable). The token endpoint
+    /// and the console's sign-in (ConsoleRoutes.swift) both call it.
+    func exchange(clientID: String, secret: String, audience: String, scope: String, tenant: String, address: String) async throws -> AccessToken {
         let client = String(clientID.prefix(64))
-        if let wait = throttle.retryAfter(clientID: client, address: context.remoteAddress) {
-            await recordRefusal(.authenticationThrottled(clientID: client, address: context.remoteAddress))
+        if let wait = throttle.retryAfter(clientID: client, address: address) {
+            await recordRefusal(.authenticationThrottled(clientID: client, address: address))
             throw TokenEndpointError(status: .tooManyRequests, error: .throttled(retryAfter: wait), retryAfter: wait)
         }
         switch try store.authenticate(clientID: clientID, secret: secret) {
         case .refused(let failure):
-            throttle.recordFailure(clientID: client, address: context.remoteAddress)
-            await recordRefusal(.authenticationFailed(clientID: client, reason: failure.rawValue, address: context.remoteAddress))
+            throttle.recordFailure(clientID: client, address: address)
+            await recordRefusal(.authenticationFailed(clientID: client, reason: failure.rawValue, address: address))
             switch failure {
             case .unknownClient: throw TokenEndpointError(status: .badRequest, error: .unknownClient(client, tenant: tenant))
             case .credentialExpired: throw TokenEndpointError(status: .unauthorized, error: .expiredSecret(client))
@@ -137,11 +145,11 @@ public struct VaultRoutes: Sendable {
             }
             // Fail closed: the token leaves only once its record is durable.
             do {
-                try await events.record(.tokenIssued(principal: principal, audience: audience, address: context.remoteAddress))
+                try await events.record(.tokenIssued(principal: principal, audience: audience, address: address))
             } catch let error as EventNotRecorded {
                 throw TokenEndpointError.notRecorded(error)
             }
-            return JSONResponse(value: TokenResponse(expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.token))
+            return issued
         }
     }
 
@@ -193,14 +201,19 @@ public struct VaultRoutes: Sendable {
             }
             end = date
         }
+        return JSONResponse(value: try await addCredential(name: name, end: end, by: context.principal, address: context.remoteAddress))
+    }
+
+    /// A new key of the service principal, recorded (`credential-added`) before it exists; its
+    /// secret is in the result only. addPassword and the console's *Create key* call it.
+    func addCredential(name: String, end: Date?, by principal: Principal?, address: String) async throws -> PasswordCredential {
         let now = Date()
         try checkNewKey(name: name, end: end, at: now)
         let keyID = IdentityStore.newKeyID()
-        let event = ServiceEvent.credentialAdded(by: context.principal, keyID: keyID, name: name, end: end, address: context.remoteAddress)
-        let created = try await recordedChange(event) {
+        let event = ServiceEvent.credentialAdded(by: principal, keyID: keyID, name: name, end: end, address: address)
+        return try await recordedChange(event) {
             try store.addServicePrincipalCredential(displayName: name, endDateTime: end, keyID: keyID, at: now)
         }
-        return JSONResponse(value: created)
     }
 
     struct RemovePasswordRequest: Decodable {
@@ -210,14 +223,19 @@ public struct VaultRoutes: Sendable {
     func removePassword(_ request: Request, context: VaultRequestContext) async throws -> Response {
         let body = try await StrictJSON.decode(RemovePasswordRequest.self, from: request, context: context, allowed: ["keyId": []])
         guard let keyID = body.keyId else { throw ServiceError.badRequest("keyId is required: the id of the key to revoke (GET /v1.0/applications lists them)") }
+        try await revokeCredential(keyID: keyID, by: context.principal, address: context.remoteAddress)
+        return Response(status: .noContent, headers: [.cacheControl: "no-store"])
+    }
+
+    /// Revokes a key of the service principal (`credential-revoked`); removePassword and the console call it.
+    func revokeCredential(keyID: String, by principal: Principal?, address: String) async throws {
         guard try store.servicePrincipalCredentials().contains(where: { $0.keyId == keyID }) else {
             throw ServiceError(.notFound, "Request_ResourceNotFound",
                                "the service principal has no unrevoked key with keyId '\(String(keyID.prefix(64)))'; list the keys to see their ids")
         }
-        try await recordedChange(.credentialRevoked(by: context.principal, keyID: keyID, address: context.remoteAddress)) {
+        try await recordedChange(.credentialRevoked(by: principal, keyID: keyID, address: address)) {
             try store.revokeServicePrincipalCredential(keyID: keyID)
         }
-        return Response(status: .noContent, headers: [.cacheControl: "no-store"])
     }
 
     struct ReplacedSecret: Encodable, Sendable {
