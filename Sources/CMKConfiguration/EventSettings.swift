@@ -56,12 +56,14 @@ public enum EventSecretSource: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The CloudEvents `type`s of key events: Azure Event Grid's three Key Vault key types and
-/// cmk-vault's own three for what Event Grid does not announce (a delete, a recovery, a purge).
+/// cmk-vault's own for what Event Grid does not announce (a delete, a recovery, a purge, a version
+/// disabled while hosts still use it).
 /// `KeyEvent.Kind` in CMKVaultService raises exactly these.
 public enum KeyEventTypes {
     public static let all = [
         "Microsoft.KeyVault.KeyNewVersionCreated", "Microsoft.KeyVault.KeyNearExpiry", "Microsoft.KeyVault.KeyExpired",
         "CMK.KeyVault.KeyDeleted", "CMK.KeyVault.KeyRecovered", "CMK.KeyVault.KeyPurged",
+        "CMK.KeyVault.KeyVersionDisabledInUse",
     ]
 }
 

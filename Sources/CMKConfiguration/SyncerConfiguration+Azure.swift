@@ -48,6 +48,10 @@ extension SyncerConfiguration.Vault {
         public var rateLimitPeriod: Duration
         /// `vault.azure.retries` (0–10, default 2, not secret): retries of one request after 429, 5xx or a timeout.
         public var retries: Int
+        /// `vault.azure.usage-report` (bool, default false, not secret): after every pass, post the
+        /// host's version usage (counts only) to `POST /v1.0/usageReports` of the vault — a route only
+        /// cmk-vault has: leave it off on Azure Key Vault (docs/vault-service.md, "Version usage from the hosts").
+        public var usageReport = false
 
         public init(vaultURL: String, apiVersion: String = "2025-07-01", tenantID: String? = nil, clientID: String? = nil,
                     credential: Credential, authorityHost: String = "https://login.microsoftonline.com",

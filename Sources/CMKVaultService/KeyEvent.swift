@@ -20,6 +20,9 @@ public struct KeyEvent: Sendable, Equatable {
         case recovered = "CMK.KeyVault.KeyRecovered"
         /// A deleted key was purged: it can never come back.
         case purged = "CMK.KeyVault.KeyPurged"
+        /// A version that hosts still use was disabled or expired through the keys API (the
+        /// request succeeds as on Azure; the security log holds `disabled-in-use`).
+        case versionDisabledInUse = "CMK.KeyVault.KeyVersionDisabledInUse"
     }
 
     public var kind: Kind

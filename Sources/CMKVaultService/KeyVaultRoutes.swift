@@ -27,6 +27,8 @@ struct KeyVaultRoutes: Sendable {
     var rateLimit: KeyOperationRateLimit?
     /// Where a successful create, rotate, delete, recover or purge is announced (EventPublisher); nil: nowhere.
     var keyEvents: (any KeyEventSink)?
+    /// Records a PATCH that disables or expires a version hosts still use as `disabled-in-use` (UsageRoutes.swift); nil: no guard.
+    var inUseGuard: InUseGuard?
 
     /// What a request does, as far as roles and the log are concerned.
     enum Access: Equatable {
@@ -63,8 +65,12 @@ struct KeyVaultRoutes: Sendable {
                                      headers: request.headers.map { (name: $0.name.rawName, value: $0.value) }, body: Data(buffer: body))
         var recordIndex: UInt64?
         var event: ServiceEvent?
+        var inUse: InUseGuard.Finding?
         if case .recorded(let operation) = access {
-            let recorded = ServiceEvent.keyOperation(operation, principal: principal, segments: segments, address: context.remoteAddress)
+            var recorded = ServiceEvent.keyOperation(operation, principal: principal, segments: segments, address: context.remoteAddress)
+            if operation == "key-updated", let inUseGuard, let finding = inUseGuard.check(segments: segments, body: exchange.body) {
+                (inUse, recorded) = (finding, inUseGuard.event(recorded, finding))
+            }
             do {
                 recordIndex = try await routes.events.record(recorded)
             } catch let error as EventNotRecorded {
@@ -82,6 +88,9 @@ struct KeyVaultRoutes: Sendable {
         if let keyEvents, case .recorded(let operation) = access, (200..<300).contains(response.status),
            let keyEvent = KeyEvent(operation: operation, segments: segments, responseBody: response.body) {
             keyEvents.publish(keyEvent)
+        }
+        if let inUse, (200..<300).contains(response.status) {
+            inUseGuard?.done(inUse, principal: principal, responseBody: response.body, keyEvents: keyEvents)
         }
         return Self.answer(response)
     }

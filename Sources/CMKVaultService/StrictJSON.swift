@@ -28,6 +28,8 @@ enum StrictJSON {
         }
         do {
             return try JSONDecoder().decode(type, from: data)
+        } catch let error as ServiceError {
+            throw error  // a type's own check inside (a nested object's unknown field)
         } catch let DecodingError.typeMismatch(_, context) {
             throw ServiceError.badRequest("\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
         } catch {

@@ -90,6 +90,12 @@ public struct VaultServer: Sendable {
                            store: vault, vaultURL: { [publicURL = configuration.publicURL] in publicURL })
     }
 
+    /// The hosts' latest usage reports in `<state-directory>/usage` (HostUsageFiles): what
+    /// `POST /v1.0/usageReports` stores and the keys API's guard and the console read.
+    public func makeHostUsageBook() -> any HostUsageBook {
+        HostUsageFiles(stateDirectory: configuration.stateDirectory, logger: logger)
+    }
+
     /// The publisher of key events to `events.subscriptions` (EventPublisher), not yet started;
     /// nil without subscriptions. The keys API's routes and the rotation scheduler share it.
     public func makeEventPublisher(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> EventPublisher? {
@@ -112,11 +118,17 @@ public struct VaultServer: Sendable {
         let api = try makeKeyVaultAPI(environment: environment)
         let publisher = try makeEventPublisher(environment: environment)
         publisher?.start()
-        if let api {
+        // The hosts' usage reports (UsageRoutes.swift), read by the keys API's guard and the console.
+        let usage = makeHostUsageBook()
+        UsageRoutes(routes: routes, book: usage, logger: self.logger).register(on: router)
+        let keyRoutes = api.map { api in
             let perWindow = configuration.limits.keyOperationsPer10s
-            KeyVaultRoutes(routes: routes, api: api, rateLimit: perWindow > 0 ? KeyOperationRateLimit(operations: perWindow) : nil,
-                           keyEvents: publisher).register(on: router)
+            return KeyVaultRoutes(routes: routes, api: api, rateLimit: perWindow > 0 ? KeyOperationRateLimit(operations: perWindow) : nil,
+                                  keyEvents: publisher, inUseGuard: InUseGuard(book: usage, api: api, logger: self.logger))
         }
+        keyRoutes?.register(on: router)
+        // The customer's console (docs/console.md): the same calls, as pages; sessions in memory.
+        ConsoleRoutes(routes: routes, keys: keyRoutes, usage: usage, sessions: ConsoleSessions()).register(on: router)
         // The rotation policies' scheduler runs beside the listener and stops with it.
         let scheduler = api.map { api in
             RotationScheduler(api: api, events: routes.events, keyEvents: publisher, interval: configuration.vault?.rotationCheckInterval ?? .seconds(60), logger: self.logger)
@@ -240,7 +252,13 @@ public enum VaultMessageID {
     /// A key event could not be delivered to a subscription (retried, or dropped after the last try).
     public static let eventDeliveryFailed = "b4777ed1515148899f20faa4b439acf8"
 
+    /// A key version that hosts still use was disabled or expired through the keys API (`disabled-in-use`).
+    public static let versionDisabledInUse = "9d691ba3f93c46dca6334ed17308cf30"
+    /// A host usage report file was skipped (corrupt, foreign, unreadable).
+    public static let usageReportSkipped = "f2df1bf8cae7436690de5ef3b989071d"
+
     /// Every id above: the catalog has one entry for each.
     public static let all = [listening, configurationInvalid, startFailed, event, signingKeysReloaded, signingKeysReloadFailed, recordFailed,
-                             keyRotatedByPolicy, keyNearExpiry, keyExpired, rotationPolicyFailed, eventDeliveryFailed]
+                             keyRotatedByPolicy, keyNearExpiry, keyExpired, rotationPolicyFailed, eventDeliveryFailed,
+                             versionDisabledInUse, usageReportSkipped]
 }

@@ -6,7 +6,7 @@ extension ConfigurationDecoder {
     static let azureKeys = [
         "vault-url", "api-version", "tenant-id", "client-id", "client-secret-credential", "client-secret-file",
         "client-certificate-file", "client-certificate-key-file", "managed-identity", "managed-identity-client-id",
-        "authority-host", "imds-endpoint", "resource", "ca-file", "timeout", "rate-limit", "retries",
+        "authority-host", "imds-endpoint", "resource", "ca-file", "timeout", "rate-limit", "retries", "usage-report",
     ]
     static let rateLimitKeys = ["operations", "period"]
 
@@ -110,6 +110,7 @@ extension ConfigurationDecoder {
             settings.timeout = try reader.duration(n, at: "vault.azure.timeout", range: .seconds(1) ... .seconds(300), accepted: "1s to 5m")
         }
         if let n = section["retries"] { settings.retries = try reader.int(n, at: "vault.azure.retries", range: 0...10) }
+        if let n = section["usage-report"] { settings.usageReport = try reader.bool(n, at: "vault.azure.usage-report") }
         let rate = try reader.optionalMapping(section["rate-limit"], at: "vault.azure.rate-limit", keys: Self.rateLimitKeys)
         if let n = rate["operations"] { settings.rateLimitOperations = try reader.int(n, at: "vault.azure.rate-limit.operations", range: 1...4000) }
         if let n = rate["period"] {
