@@ -53,6 +53,10 @@ public final class VaultThrottle: Sendable {
     /// Refusals (`.throttled`) seen so far.
     public var throttledCount: Int { state.withLock { $0.throttled } }
 
+    /// Whether callers are pausing now for the vault's `Retry-After` (or backoff): the key-state
+    /// probe, which must never take a place ahead of them, skips its turn.
+    public var isPaused: Bool { state.withLock { $0.pausedUntil.map { $0 > now() } ?? false } }
+
     /// Runs `operation`, waiting out and retrying throttling.
     public func perform<T>(_ operation: () async throws -> T) async throws -> T {
         let start = now()

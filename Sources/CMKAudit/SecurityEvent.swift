@@ -34,4 +34,6 @@ public enum SecurityEvent: String, Sendable, Hashable, Codable, CaseIterable {
     /// again (more than it keeps in memory, or held when it stopped): `details` says how many,
     /// of which events, and between which times. The journal has each of them.
     case logGap = "log-gap"
+    /// The key-state probe saw a change a pass acts on and started a pass (`details.changes`).
+    case keyChangeProbed = "key-change-probed"
 }

@@ -44,6 +44,15 @@ struct StatusCommand: AsyncParsableCommand {
         var safeToDisable: [String]
         var exitCode: Int32
         var report: SyncReport?
+        /// The key-state probe (`sync.probe-interval`): off, or the running daemon's counts.
+        var probe: ProbeState
+    }
+
+    struct ProbeState: Encodable {
+        var enabled: Bool
+        var intervalSeconds: Double?
+        /// The running daemon's counts (nil before its first probe, or when no daemon runs).
+        var status: ProbeStatus?
     }
 
     struct DaemonState: Encodable {
@@ -81,13 +90,36 @@ struct StatusCommand: AsyncParsableCommand {
         let document = Document(configuration: configuration.file, stateDirectory: configuration.stateDirectory, neverRun: report == nil,
                                 stale: stale, staleAfter: finiteAge.map { Date().addingTimeInterval(horizon - $0) }, age: finiteAge,
                                 notCurrent: notCurrent, reportOnly: reportOnly, daemon: daemon,
-                                safeToDisable: report?.versions.filter(\.safeToDisable).map(\.version) ?? [], exitCode: code, report: report)
+                                safeToDisable: report?.versions.filter(\.safeToDisable).map(\.version) ?? [], exitCode: code, report: report,
+                                probe: Self.probe(configuration.sync.probeInterval, state: state, daemon: daemon))
         if json {
             try Output.json(document)
         } else {
             Self.printText(document, statePath: state.statusPath)
         }
         if code != CMKExitCode.ok { throw ExitCode(code) }
+    }
+
+    /// The probe's counts when the running daemon wrote them.
+    static func probe(_ interval: Duration?, state: StateStore, daemon: DaemonState) -> ProbeState {
+        let status = ProbeStatus.read(stateDirectory: state.directory).flatMap { daemon.running && $0.pid == daemon.pid ? $0 : nil }
+        return ProbeState(enabled: interval != nil || status != nil, intervalSeconds: status?.intervalSeconds ?? interval?.timeInterval, status: status)
+    }
+
+    /// One line on the key-state probe.
+    static func probeLine(_ probe: ProbeState) -> String {
+        guard probe.enabled, let seconds = probe.intervalSeconds else { return "probe: off (sync.probe-interval)" }
+        var line = "probe: every \(DurationSyntax.format(.milliseconds(Int(seconds * 1000))))"
+        guard let status = probe.status else { return line + "; no probe yet" }
+        line += "; \(status.good) good" + (status.lastGood.map { ", last \(Output.date($0)) (\(Output.relative($0)))" } ?? "")
+        if status.faults > 0 {
+            let kinds = status.faultsByCode.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            line += "; \(status.faults) failed (\(kinds))"
+            if status.consecutiveFaults > 0 { line += ", FAILING: the last \(status.consecutiveFaults)" }
+        }
+        line += "; \(status.passesStarted) pass\(status.passesStarted == 1 ? "" : "es") started"
+        if let changes = status.lastChanges, let at = status.lastChange { line += " (last: \(changes.joined(separator: ", ")) at \(Output.date(at)))" }
+        return line
     }
 
     /// Seconds since the report's pass finished: on the boot clock when the report was written in
@@ -123,6 +155,7 @@ struct StatusCommand: AsyncParsableCommand {
         if let interrupted = report.interrupted { Output.line("INCOMPLETE: the pass was cut short (\(interrupted)); accounts marked not-reached are shown as an earlier pass saw them.") }
         if let notCurrent = document.notCurrent { Output.line("NOT CURRENT: \(notCurrent)") }
         if let next = report.nextPass { Output.line("next pass: \(Output.date(next)) (\(Output.relative(next)))") }
+        Output.line(probeLine(document.probe))
         if let since = report.pulledSince { Output.line("key pulled since: \(Output.date(since))") }
         if document.stale {
             Output.line("STALE: this report is older than twice the sync interval plus a minute (\(Output.date(document.staleAfter))); the daemon is not completing passes.")

@@ -22,10 +22,14 @@ public enum MessageID {
     /// The event receiver refused a delivery (wrong secret, content type, body or origin).
     public static let keyEventRefused = "28c46059435b4b498b3a1fb9e975c631"
     public static let keyNearExpiry = "9a0b2084e11144528a4b42a7e14f580a"
+    /// The key-state probe saw a change a pass acts on and started a pass.
+    public static let keyChangeProbed = "206561534ef94b4c83b6fc6d0ac8221b"
+    /// Key-state probes keep failing (they change nothing).
+    public static let keyProbeFailing = "446f3ab04de24fdcaf9eaafd2e949937"
 
     /// Every id, for catalog checks.
     public static let all = [keyRotated, keyPulled, keyRestored, keyMissing, versionDisabledInUse, vaultUnreachable,
                              credentialsRejected, configurationInvalid, currentVersionUnusable, securityLogUnwritable, alreadyRunning,
                              accountFailed, keyringMissing, versionUnknown, stateUnwritable, descriptorLimit, keyEventAccepted, keyEventRefused,
-                             keyNearExpiry]
+                             keyNearExpiry, keyChangeProbed, keyProbeFailing]
 }

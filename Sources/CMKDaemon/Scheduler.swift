@@ -18,6 +18,8 @@ public final class Scheduler: Sendable {
         case startup, timer, signal, reload
         /// A key event pushed to the receiver (EventReceiver): like `signal`, a pass now.
         case event
+        /// The key-state probe (KeyProbe) saw a change a pass acts on: like `signal`, a pass now.
+        case probe
     }
 
     private struct State: Sendable {
@@ -96,6 +98,9 @@ public final class Scheduler: Sendable {
         }
         return next
     }
+
+    /// Whether a pass runs, or one was asked for and has not started yet: the probe skips its turn.
+    public var isBusyOrPending: Bool { state.withLock { $0.busySince != nil || !$0.pending.isEmpty } }
 
     /// When the timer fires next.
     public var nextPass: Date? { state.withLock { $0.nextPass } }

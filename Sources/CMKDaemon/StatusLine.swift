@@ -4,10 +4,12 @@ import Foundation
 /// The one honest line for `systemctl status` (SPEC §7): state, N/M accounts in sync, key and
 /// version, and the next pass or what is wrong.
 public enum StatusLine {
-    public static func make(_ report: SyncReport) -> String {
+    /// - Parameter probe: the key-state probe's counts; while probes fail, the line says so.
+    public static func make(_ report: SyncReport, probe: ProbeStatus? = nil) -> String {
         let accounts = "\(report.inSyncCount)/\(report.accounts.count) accounts in sync"
         let version = report.targetVersion.map { " v\($0.prefix(8))" } ?? ""
-        let next = report.nextPass.map { "; next pass \(Self.time($0))" } ?? ""
+        let failing = probe?.failingPhrase.map { "; \($0)" } ?? ""
+        let next = report.nextPass.map { "; next pass \(Self.time($0))" }.map { failing + $0 } ?? failing
         switch report.state {
         case .ok:
             return "in sync: \(accounts), key \(report.key)\(version)\(Self.expiry(report))\(next)"

@@ -26,6 +26,8 @@ public final class SyncService: Service {
     /// When set, the service stops after its first pass (`cmk-syncer run --once`).
     private let once: Bool
     private let lastReport = Mutex<SyncReport?>(nil)
+    /// The key-state probe between passes (`sync.probe-interval`), made in ``run()``; none with `--once`.
+    private let probe = Mutex<KeyProbe?>(nil)
     /// Which state files the last attempt failed to write (`daemon.json`, `status.json`): each is
     /// written again at every pass, and the journal hears when it fails and when it works again.
     private let unwritten = Mutex<Set<String>>([])
@@ -63,6 +65,10 @@ public final class SyncService: Service {
                 if let interval = notifier.watchdogInterval() {
                     group.addTask { await self.watchdog(interval: interval) }
                 }
+                let probe = KeyProbe(scheduler: scheduler, logger: logger, events: events, daemon: { self.daemon.withLock { $0 } },
+                                     statusChanged: { self.probeStatusChanged($0) })
+                self.probe.withLock { $0 = probe }
+                group.addTask { await probe.run() }
             }
             await withGracefulShutdownHandler {
                 await self.loop()
@@ -93,8 +99,10 @@ public final class SyncService: Service {
         let current = daemon.withLock { $0 }
         scheduler.setBusy(true)
         CrashPoints.hit("pass.start")
-        let pass = current.makePass(stopRequested: { self.stopping.load(ordering: .relaxed) },
+        var pass = current.makePass(stopRequested: { self.stopping.load(ordering: .relaxed) },
                                     progress: { self.scheduler.beat() })
+        let probe = self.probe.withLock { $0 }
+        probe?.prepare(&pass)
         let previous = lastReport.withLock { $0 }
         // Read before the pass starts: a `cmkctl sync` counted here was asked for before this pass.
         let request = current.state.readSyncRequest()
@@ -112,11 +120,12 @@ public final class SyncService: Service {
         // The security log first: whether it can be appended is part of the report.
         await events.finishPass(passEvents, report: &report, previous: previous, daemon: current)
         lastReport.withLock { $0 = report }
+        probe?.passFinished(report: report)
         if unwritten.withLock({ $0.contains(current.state.daemonPath) }) {
             writeState(current.state.daemonPath) { try current.state.writeDaemonInfo(info(current)) }
         }
         let written = writeState(current.state.statusPath) { try current.state.writeReport(report) }
-        var line = StatusLine.make(report)
+        var line = StatusLine.make(report, probe: probe?.status)
         if !written { line += "; cannot write status.json (see journal)" }
         logger.info("Sync pass finished.", metadata: [
             "cmk_sync_id": "\(report.syncID)", "cmk_outcome": "\(report.state.rawValue)", "cmk_key_name": "\(report.key)",
@@ -129,6 +138,8 @@ public final class SyncService: Service {
         } else {
             notifier.ready(status: line)
         }
+        // The host's version usage to the vault service, when configured (never changes the pass).
+        await UsageReporter.send(report, daemon: current, logger: logger)
         // What the pass freed goes back to the kernel, not to idle malloc arenas.
         ProcessMemory.release()
     }
@@ -174,7 +185,13 @@ public final class SyncService: Service {
             logger.error("Configuration reload failed; keeping the running configuration.", metadata: metadata)
         }
         // READY=1 after RELOADING=1 tells systemd the reload is complete, whatever its result.
-        notifier.send("READY=1", "STATUS=\(lastReport.withLock { $0 }.map(StatusLine.make) ?? "reloaded")")
+        notifier.send("READY=1", "STATUS=\(lastReport.withLock { $0 }.map { StatusLine.make($0) } ?? "reloaded")")
+    }
+
+    /// The probe's failing phrase changed between passes: the status line says so.
+    private func probeStatusChanged(_ status: ProbeStatus) {
+        guard readySent.load(ordering: .relaxed), let report = lastReport.withLock({ $0 }) else { return }
+        notifier.status(StatusLine.make(report, probe: status))
     }
 
     /// READY=1 at the latest after the start timeout, even if the first pass still runs.

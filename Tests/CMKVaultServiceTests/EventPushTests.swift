@@ -73,7 +73,8 @@ import Testing
         var daemons: [Daemon] = []
         let secrets: String
 
-        init(events: Bool) throws {
+        /// - Parameter sync: the hosts' `sync` section without events (default: a 1-minute poll, no jitter).
+        init(events: Bool, sync: String = "sync: {interval: 1m, jitter: 0%, pulled-poll-interval: 10s}") throws {
             secrets = NSTemporaryDirectory() + "cmk-event-secrets-" + UUID().uuidString
             try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             var subscriptions: [String] = []
@@ -99,7 +100,7 @@ import Testing
                 // the shortest poll the configuration allows, no jitter.
                 let extra = events
                     ? "sync: {jitter: 0%}\nevents: {listen: '127.0.0.1:\(receiver.port)', secret-file: \(receiver.secret), allowed-origins: ['127.0.0.1']}\nlogging: {format: text}"
-                    : "sync: {interval: 1m, jitter: 0%, pulled-poll-interval: 10s}\nlogging: {format: text}"
+                    : sync + "\nlogging: {format: text}"
                 let host = try Host.make(on: vault, name: "host-\(index + 1)", platform: platform, extra: extra)
                 daemons.append(try Daemon(host))
             }

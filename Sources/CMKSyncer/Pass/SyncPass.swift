@@ -43,6 +43,8 @@ public struct SyncPass: Sendable {
     public let stopRequested: @Sendable () -> Bool
     /// Called whenever the pass makes progress (an account done, a retry slept): the watchdog's heartbeat.
     public let progress: @Sendable () -> Void
+    /// Told the snapshot the pass acts on (nil when it could not get one): the key-state probe's baseline.
+    public var observed: @Sendable (KeySnapshot?) -> Void = { _ in }
 
     public init(settings: Settings, accounts: [Account], vault: CountingKeyVault, executor: RebindExecutor, clock: any WallClock,
                 sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Heartbeat.sleep(for: $0) },
@@ -106,14 +108,19 @@ public struct SyncPass: Sendable {
                 case .deleted(let deleted): versions = deleted.versions
                 case .missing: versions = []
                 }
+                observed(snapshot)
                 return (KeyCondition.from(snapshot, now: clock.now()), versions, retries)
             } catch {
                 let vaultError = VaultError.from(error, "snapshot of key '\(settings.key)' failed")
                 guard vaultError.category == .transient, attempt < settings.retry.attempts, !Task.isCancelled, !stopRequested() else {
+                    observed(nil)
                     return (KeyCondition.from(vaultError), [], retries)
                 }
                 let delay = settings.retry.delay(retry: attempt, retryAfter: vaultError.retryAfter, unit: random())
-                do { try await sleep(delay) } catch { return (KeyCondition.from(vaultError), [], retries) }
+                do { try await sleep(delay) } catch {
+                    observed(nil)
+                    return (KeyCondition.from(vaultError), [], retries)
+                }
                 progress()
                 retries += 1
             }
