@@ -43,10 +43,9 @@ extension ConsoleRoutes {
     /// The warning page (409) when `version` is in use (or usage is unknown) and the form does not
     /// carry the version id typed into `confirm`; nil to go ahead.
     func guardWarning(name: String, version: String, form: [String: String], signed: Signed, action: String, what: String) throws -> Response? {
-        if let typed = form["confirm"], ConsoleSessions.constantTimeEqual(typed.trimmingCharacters(in: .whitespaces), version) { return nil }
         let usages = try usage?.usage(of: name, at: Date())
+        guard Self.needsConfirmation(version: version, usages: usages, typed: form["confirm"]) else { return nil }
         let use = usages?.first { $0.version == version && $0.inUse }
-        if usages != nil, use == nil { return nil }
         var hosts = "<p>This service has no usage reports from the hosts: it cannot tell whether accounts still use this version.</p>"
         if let use {
             let perHost = (try usage?.reports() ?? []).filter { $0.key == name.lowercased() }.compactMap { report -> String? in
@@ -71,6 +70,14 @@ extension ConsoleRoutes {
         page.role = signed.principal.role
         page.csrf = signed.csrf
         return page.response(status: .conflict)
+    }
+
+    /// Whether turning `version` off needs the typed id: some host's report says it is in use, or
+    /// there is no usage book to ask — unless `typed` is the version id.
+    static func needsConfirmation(version: String, usages: [KeyVersionUsage]?, typed: String?) -> Bool {
+        if let typed, ConsoleSessions.constantTimeEqual(typed.trimmingCharacters(in: .whitespaces), version) { return false }
+        guard let usages else { return true }
+        return usages.contains { $0.version == version && $0.inUse }
     }
 
     /// A typed date and time, UTC: `YYYY-MM-DDTHH:MM[:SS]` (a datetime-local field's value; a space for the T is accepted), or RFC 3339.
