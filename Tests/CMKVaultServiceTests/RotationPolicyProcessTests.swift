@@ -46,7 +46,7 @@ import Testing
     }
 
     /// The key's versions as its key document holds them (id, created, exp).
-    static func versions(_ vault: VaultProcess) throws -> [(id: String, created: Int, expires: Int?)] {
+    static func versions(_ vault: VaultProcess, key: String = key) throws -> [(id: String, created: Int, expires: Int?)] {
         let data = try Data(contentsOf: URL(fileURLWithPath: vault.state + "/vault/keys/\(key).json"))
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         return try #require(document["versions"] as? [[String: Any]]).map { version in

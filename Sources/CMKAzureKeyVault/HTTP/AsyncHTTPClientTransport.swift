@@ -55,7 +55,8 @@ public final class AsyncHTTPClientTransport: AzureHTTPTransport {
         }
     }
 
-    /// TLS 1.2+, the extra trust root, no redirects; a connect timeout of at most 10 s and a read
+    /// TLS 1.2+, the extra trust root, no redirects, no reconnecting inside a request; a connect
+    /// timeout of at most 10 s and a read
     /// timeout of `timeout`, so a server that stalls inside a body cannot hold a pass (the request
     /// deadline covers only the response head).
     static func clientConfiguration(caFile: String?, timeout: Duration) throws -> HTTPClient.Configuration {
@@ -74,6 +75,11 @@ public final class AsyncHTTPClientTransport: AzureHTTPTransport {
             timeout: .init(connect: .seconds(min(10, max(1, timeout.components.seconds))),
                            read: .seconds(max(1, timeout.components.seconds))))
         configuration.httpVersion = .automatic
+        // A refused or reset connection fails the request at once: the provider's attempts and the
+        // pass's `sync.retry` back off and retry it. With the client's own retries on, each request
+        // kept reconnecting until the connect timeout, so a pass against a stopped vault took
+        // attempts × 10 s per call (62 s) before it said "vault unreachable".
+        configuration.connectionPool.retryConnectionEstablishment = false
         return configuration
     }
 
