@@ -15,16 +15,14 @@ import Testing
         defer { vault.stop() }
         let admin = try vault.ctl(["admins", "add", "Ada Admin", "--json"])
         let platforms = try (1...2).map { try vault.ctl(["identities", "add", "host-\($0).example", "--json"]) }
-        let hosts = try (1...2).map { try OneVaultDaemonTests.Host.make(on: vault, name: "host-\($0)", platform: platforms[$0 - 1]) }
-        // After each pass the script posts the host's usage report as its platform identity
-        // (`cmk-syncer run --once` does not report; the running daemon's loop does).
+        // Each host's daemon reports its version usage after every pass (vault.azure.usage-report).
+        let hosts = try (1...2).map { try HostUsageProcessTests.host(on: vault, name: "host-\($0)", platform: platforms[$0 - 1]) }
         let shots = ProcessInfo.processInfo.environment["CONSOLE_SCREENSHOTS"] ?? (vault.root + "/screenshots")
         try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
         let out = try vault.python("console_flow.py", [
             "ADMIN_CLIENT_ID": try #require(admin["clientId"] as? String), "ADMIN_SECRET": try #require(admin["secret"] as? String),
             "CMK_SYNCER": try VaultProcess.binary("cmk-syncer"), "CMKCTL": try VaultProcess.binary("cmkctl"),
             "HOST_CONFIGS": hosts.map(\.config).joined(separator: ":"), "SCREENSHOT_DIR": shots,
-            "HOST_PLATFORMS": try platforms.map { "\(try #require($0["clientId"] as? String))=\(try #require($0["secret"] as? String))" }.joined(separator: ","),
         ])
         let context = "\(out)"
 

@@ -5,7 +5,8 @@ Run by ConsoleBrowserTests against a real cmk-vault and two real cmk-syncer host
 An administrator signs in and creates a service-principal key; the service principal signs in,
 creates the root key, and runs the manual runbooks: new version + expire the old one (the guard
 stops the first attempt to disable the old version while hosts use it), pull, recover. After each
-step both hosts run a pass (`cmk-syncer run --once`, HOST_CONFIGS) and their accounts are read
+step both hosts run a pass (`cmk-syncer run --once`, HOST_CONFIGS; each reports its version usage to
+the service, `vault.azure.usage-report`) and their accounts are read
 back with `cmkctl status --report-only --json`. Security checks (CSRF, cookie flags, role pages,
 headers, the secret shown once) go through `requests` with the browser's cookie; every page gets
 an axe-core check (axe-selenium-python) and a screenshot in SCREENSHOT_DIR.
@@ -41,8 +42,6 @@ SHOTS = os.environ["SCREENSHOT_DIR"]
 ADMIN_ID, ADMIN_SECRET = os.environ["ADMIN_CLIENT_ID"], os.environ["ADMIN_SECRET"]
 SYNCER, CMKCTL = os.environ["CMK_SYNCER"], os.environ["CMKCTL"]
 HOSTS = os.environ["HOST_CONFIGS"].split(":")
-PLATFORMS = os.environ["HOST_PLATFORMS"].split(",")  # client id=secret of each host's platform identity
-TENANT = os.environ["VAULT_TENANT"]
 KEY = "data-at-rest-rsa2048"
 REQUIRED_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -166,37 +165,14 @@ def sign_in(client_id, secret):
     click("Sign in")
 
 
-def report_usage(platform, report):
-    """The host's version usage, as its daemon reports it after a pass (`POST /v1.0/usageReports`,
-    as the host's platform identity). `cmk-syncer run --once` does not report (only the running
-    daemon's loop does), so the test posts the counts of the pass it just ran."""
-    client_id, secret = platform.split("=", 1)
-    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, "scope": URL + "/.default"}
-    with urllib.request.urlopen(urllib.request.Request(f"{URL}/{TENANT}/oauth2/v2.0/token", data=urllib.parse.urlencode(form).encode()),
-                                context=CONTEXT) as response:
-        bearer = json.loads(response.read())["access_token"]
-    counts = {}
-    for account in report["accounts"]:
-        if account.get("binding"):
-            counts[account["binding"]] = counts.get(account["binding"], 0) + 1
-    body = {"key": KEY, "syncId": report.get("syncId", "console-test"), "finished": report.get("finished", "2026-01-01T00:00:00Z"),
-            "passInterval": 900.0, "accounts": len(report["accounts"]),
-            "versions": [{"version": version, "accounts": count, "deks": 0} for version, count in sorted(counts.items())]}
-    request = urllib.request.Request(URL + "/v1.0/usageReports", method="POST", data=json.dumps(body).encode(),
-                                     headers={"Authorization": "Bearer " + bearer, "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, context=CONTEXT) as response:
-        return response.status
-
-
 def hosts_pass(step):
-    """Both hosts run a pass and report their usage; each account's binding and suspension, and the exit statuses."""
+    """Both hosts run a pass (each daemon reports its usage to the service after it); each account's binding and suspension, and the exit statuses."""
     result = {"status": [], "bindings": set(), "suspended": set()}
-    for config, platform in zip(HOSTS, PLATFORMS):
+    for config in HOSTS:
         run = subprocess.run([SYNCER, "run", "--once", "--config", config], capture_output=True)
         result["status"].append(run.returncode)
         status = subprocess.run([CMKCTL, "status", "--report-only", "--json", "--config", config], capture_output=True)
         report = json.loads(status.stdout)["report"]
-        report_usage(platform, report)
         for account in report["accounts"]:
             result["bindings"].add(account.get("binding"))
             result["suspended"].add(bool(account.get("suspended")))
