@@ -15,6 +15,11 @@ public final class DEKResolver: Sendable {
     private struct State: Sendable {
         var publicKeys: [String: PublicKeyMaterial] = [:]
         var verified: Set<String> = []
+        /// Verifications and public-key reads under way: callers that ask for the same version
+        /// meanwhile wait for that one vault call instead of making their own (a pass rebinds up to
+        /// `sync.concurrency` accounts at once, all to the same new version).
+        var verifying: [String: Task<Void, any Error>] = [:]
+        var fetching: [String: Task<PublicKeyMaterial, any Error>] = [:]
     }
     private let state = Mutex(State())
 
@@ -67,9 +72,32 @@ public final class DEKResolver: Sendable {
 
     /// Proves, once per version, that what we wrap with `version` the vault can unwrap: wraps a
     /// random probe and unwraps it in the vault, checking it as every unwrap is checked. Costs one
-    /// vault unwrap per version per process.
+    /// vault unwrap per version per process: concurrent callers share the one under way, and a
+    /// failed proof is tried again by the next caller.
     public func verify(key: KeyReference, version: String) async throws {
-        if state.withLock({ $0.verified.contains("\(key.name)/\(version)") }) { return }
+        let cacheKey = "\(key.name)/\(version)"
+        let shared: Task<Void, any Error>? = state.withLock { state in
+            if state.verified.contains(cacheKey) { return nil }
+            if let running = state.verifying[cacheKey] { return running }
+            let task = Task {
+                do {
+                    try await self.prove(key: key, version: version)
+                    self.state.withLock { state in
+                        state.verified.insert(cacheKey)
+                        state.verifying[cacheKey] = nil
+                    }
+                } catch {
+                    self.state.withLock { $0.verifying[cacheKey] = nil }
+                    throw error
+                }
+            }
+            state.verifying[cacheKey] = task
+            return task
+        }
+        try await shared?.value
+    }
+
+    private func prove(key: KeyReference, version: String) async throws {
         let probe = DEKWrapping.generateDEK()
         let account = "(probe of \(key.name)/\(version))"
         let wrapped = try await wrap(probe, id: .random(), account: account, key: key, version: version, created: Date())
@@ -80,7 +108,6 @@ public final class DEKResolver: Sendable {
             throw VaultError(.corrupt, "version \(version) of key '\(key)': the vault did not unwrap what its public key wrapped")
         }
         try Self.check(back, of: wrapped, account: account)
-        state.withLock { _ = $0.verified.insert("\(key.name)/\(version)") }
     }
 
     /// Forgets verified versions and public keys (after a key was deleted and recovered, say).
@@ -90,9 +117,26 @@ public final class DEKResolver: Sendable {
 
     private func publicKey(key: KeyReference, version: String) async throws -> PublicKeyMaterial {
         let cacheKey = "\(key.name)/\(version)"
-        if let known = state.withLock({ $0.publicKeys[cacheKey] }) { return known }
-        let material = try await throttle.perform { try await vault.publicKey(of: key, version: version) }
-        state.withLock { $0.publicKeys[cacheKey] = material }
-        return material
+        let (known, shared): (PublicKeyMaterial?, Task<PublicKeyMaterial, any Error>?) = state.withLock { state in
+            if let known = state.publicKeys[cacheKey] { return (known, nil) }
+            if let running = state.fetching[cacheKey] { return (nil, running) }
+            let task = Task {
+                do {
+                    let material = try await self.throttle.perform { try await self.vault.publicKey(of: key, version: version) }
+                    self.state.withLock { state in
+                        state.publicKeys[cacheKey] = material
+                        state.fetching[cacheKey] = nil
+                    }
+                    return material
+                } catch {
+                    self.state.withLock { $0.fetching[cacheKey] = nil }
+                    throw error
+                }
+            }
+            state.fetching[cacheKey] = task
+            return (nil, task)
+        }
+        if let known { return known }
+        return try await shared!.value
     }
 }
