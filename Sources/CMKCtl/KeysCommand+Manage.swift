@@ -108,7 +108,7 @@ extension KeysCommand {
 
     struct Pull: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Pull the key: soft-delete it. Accounts are suspended at the next pass until `keys restore`.")
+            abstract: "Pull the key: soft-delete it. The daemon is signalled and suspends every account in a pass at once (unsignalled, its key-state probe notices within sync.probe-interval); reads are refused until `keys restore`.")
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {

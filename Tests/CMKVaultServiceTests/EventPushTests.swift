@@ -73,8 +73,8 @@ import Testing
         var daemons: [Daemon] = []
         let secrets: String
 
-        /// - Parameter sync: the hosts' `sync` section without events (default: a 1-minute poll, no jitter).
-        init(events: Bool, sync: String = "sync: {interval: 1m, jitter: 0%, pulled-poll-interval: 10s}") throws {
+        /// - Parameter sync: the hosts' `sync` section without events (default: a 1-minute poll, no jitter, no key-state probe).
+        init(events: Bool, sync: String = "sync: {interval: 1m, jitter: 0%, pulled-poll-interval: 10s, probe-interval: off}") throws {
             secrets = NSTemporaryDirectory() + "cmk-event-secrets-" + UUID().uuidString
             try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             var subscriptions: [String] = []
