@@ -7,7 +7,7 @@ import Glibc
 /// against the Azure test server over loopback TLS, events off, a 15-minute poll (also while
 /// pulled):
 /// - pull → every account suspended (from then on the host refuses every read), with the probe at
-///   10 s and at 60 s: `probeHosts` daemons share the vault and each pull is a trial per daemon,
+///   10 s and at 60 s: 5 daemons share the vault and each of 6 pulls is a trial per daemon,
 ///   the pulls a random time apart; p50, p99 and max beside the pass interval (the poll alone);
 /// - the idle cost of probing at `probeIdleAccounts` accounts: vault requests per hour, CPU
 ///   seconds per hour and resident memory of a daemon with the probe at 10 s and one with it
@@ -114,8 +114,10 @@ enum ProbeBench {
     }
 
     static func pullLatency(_ plan: Plan, probe: Double, scratch: String, into results: inout Results) async throws {
-        let rounds = plan.mode == "quick" ? 1 : 3
-        let hostCount = plan.mode == "quick" ? 4 : 10
+        // Full: 6 pulls × 5 hosts = 30 trials at 6 independent phases of the pull against the
+        // probes' clocks (the hosts of a pull, started together, probe at nearly one phase).
+        let rounds = plan.mode == "quick" ? 1 : 6
+        let hostCount = plan.mode == "quick" ? 4 : 5
         let samples = try await withServer { server, ca, secret in
             let hosts = try (1...hostCount).map {
                 try Host(root: scratch + "/host-\($0)", server: server, ca: ca, secret: secret, accounts: 2, probe: "\(Int(probe))s")
