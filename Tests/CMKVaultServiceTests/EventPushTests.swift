@@ -64,7 +64,7 @@ import Testing
         }
     }
 
-    /// The vault, the customer's principal and three hosts with their daemons running.
+    /// The vault, the customer's principal and (by default) three hosts with their daemons running.
     final class Fleet {
         let vault: VaultProcess
         let principal: [String: Any]
@@ -73,13 +73,15 @@ import Testing
         var daemons: [Daemon] = []
         let secrets: String
 
-        /// - Parameter sync: the hosts' `sync` section without events (default: a 1-minute poll, no jitter, no key-state probe).
-        init(events: Bool, sync: String = "sync: {interval: 1m, jitter: 0%, pulled-poll-interval: 10s, probe-interval: off}") throws {
+        /// - Parameters:
+        ///   - sync: the hosts' `sync` section without events (default: a 1-minute poll, no jitter, no key-state probe).
+        ///   - hosts: how many hosts (default three).
+        init(events: Bool, sync: String = "sync: {interval: 1m, jitter: 0%, pulled-poll-interval: 10s, probe-interval: off}", hosts: Int = 3) throws {
             secrets = NSTemporaryDirectory() + "cmk-event-secrets-" + UUID().uuidString
             try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             var subscriptions: [String] = []
             var receivers: [(port: Int, secret: String)] = []
-            for index in 1...3 {
+            for index in 1...hosts {
                 let secret = secrets + "/host-\(index).secret"
                 _ = FileManager.default.createFile(atPath: secret, contents: Data((UUID().uuidString + UUID().uuidString).utf8), attributes: [.posixPermissions: 0o600])
                 let port = try LoopbackPort.free()

@@ -2,8 +2,8 @@ import CMKTesting
 import Foundation
 import Testing
 
-/// The key-state probe on real processes (issue 22): one cmk-vault, three long-running cmk-syncer
-/// daemons with events off, a 15-minute poll (also while pulled) and `probe-interval: 10s`, and the
+/// The key-state probe on real processes (issue 22): one cmk-vault, one and then three long-running
+/// cmk-syncer daemons with events off, a 15-minute poll (also while pulled) and `probe-interval: 10s`, and the
 /// customer's runbooks through Microsoft's SDK. Only a probe explains a host following within
 /// seconds: rotate → every account on every host rebound, pull → every read refused, restore →
 /// every read works, each within the probe interval plus the pass.
@@ -25,9 +25,11 @@ import Testing
         }
     }
 
-    @Test("events off, probe 10 s: three daemons follow rotate, pull (every read refused) and restore within the probe interval plus the pass")
-    func threeHostsFollowByProbing() throws {
-        let fleet = try Fleet(events: false, sync: "sync: {interval: 15m, jitter: 0%, pulled-poll-interval: 15m, probe-interval: 10s}")
+    @Test("events off, probe 10 s: one daemon, and three sharing the vault, follow rotate, pull (every read refused) and restore within the probe interval plus the pass",
+          arguments: [1, 3])
+    func hostsFollowByProbing(hosts: Int) throws {
+        let fleet = try Fleet(events: false, sync: "sync: {interval: 15m, jitter: 0%, pulled-poll-interval: 15m, probe-interval: 10s}", hosts: hosts)
+        #expect(fleet.daemons.count == hosts)
         defer { fleet.stop() }
         let first = fleet.first
         let started = Date()
@@ -38,12 +40,12 @@ import Testing
         let second = try #require(rotation["version"] as? String)
         let rotated = try Push.returned(rotation)
         let rebound = try fleet.until("every account rebound to the new version", from: rotated, timeout: 40) { Push.bound($0, to: second) }
-        print("probe 10 s: rotation followed (every account rebound) after \(Push.format(rebound))")
+        print("probe 10 s, \(hosts) host(s): rotation followed (every account rebound) after \(Push.format(rebound))")
         Self.expectWithinBound(rebound, "every account rebound")
 
         let pulled = try Push.returned(try fleet.customer("pull"))
         let refused = try fleet.until("every account suspended", from: pulled, timeout: 40) { Push.suspended($0) }
-        print("probe 10 s: pull noticed (every account suspended, reads refused) after \(Push.format(refused))")
+        print("probe 10 s, \(hosts) host(s): pull noticed (every account suspended, reads refused) after \(Push.format(refused))")
         Self.expectWithinBound(refused, "every account suspended")
         for daemon in fleet.daemons {
             for account in Push.accounts(daemon) { #expect(Push.read(daemon, account).status == 4, "\(account) still reads") }
@@ -53,7 +55,7 @@ import Testing
         let readable = try fleet.until("reads work again", from: restored, timeout: 40) { daemon in
             Push.accounts(daemon).allSatisfy { Push.read(daemon, $0) == (0, "customer data") }
         }
-        print("probe 10 s: restore followed (every read works) after \(Push.format(readable))")
+        print("probe 10 s, \(hosts) host(s): restore followed (every read works) after \(Push.format(readable))")
         Self.expectWithinBound(readable, "every read works")
 
         for daemon in fleet.daemons {
