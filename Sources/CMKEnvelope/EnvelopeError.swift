@@ -8,6 +8,7 @@ public struct EnvelopeError: CategorizedError, Hashable {
             case unsupportedVersion = "envelope.unsupported-version"
             case unsupportedSuite = "envelope.unsupported-suite"
             case malformedHeader = "envelope.malformed-header"
+            case segmentSizeOutOfRange = "envelope.segment-size-out-of-range"
             case malformedSegment = "envelope.malformed-segment"
             case wrongAccount = "envelope.wrong-account"
             case wrongObject = "envelope.wrong-object"
@@ -30,6 +31,8 @@ public struct EnvelopeError: CategorizedError, Hashable {
         public static let unsupportedSuite = Code(.unsupportedSuite)
         /// The header's fields are out of range or inconsistent.
         public static let malformedHeader = Code(.malformedHeader)
+        /// The header's segment size is outside 16 B ... 16 MiB.
+        public static let segmentSizeOutOfRange = Code(.segmentSizeOutOfRange)
         /// A segment's frame fields are out of range.
         public static let malformedSegment = Code(.malformedSegment)
         /// The object belongs to another account.

@@ -74,7 +74,9 @@ public struct EnvelopeHeader: Hashable, Sendable {
     /// - Returns: the header and its encoded length.
     public static func parse(_ bytes: some RandomAccessCollection<UInt8>) throws(EnvelopeError) -> (header: EnvelopeHeader, length: Int)? {
         let b = Array(bytes.prefix(8 + 2 * maxIDLength + fixedLength))
-        if b.count >= 4, Array(b[0..<4]) != magic {
+        // Refused as soon as the bytes differ from the magic, even before 4 have arrived; input
+        // that matches so far needs more bytes (at the end of input: ``truncation(byteCount:)``).
+        guard b.prefix(magic.count).elementsEqual(magic.prefix(min(b.count, magic.count))) else {
             throw EnvelopeError(.notAnEnvelope, "the object does not start with the envelope magic 'CMKE'")
         }
         guard b.count >= 8 else { return nil }
@@ -90,6 +92,9 @@ public struct EnvelopeHeader: Hashable, Sendable {
         }
         guard b.count >= total else { return nil }
         let segmentSize = Int(b.readBigEndianUInt32(at: 8))
+        guard segmentSizeRange.contains(segmentSize) else {
+            throw EnvelopeError(.segmentSizeOutOfRange, "segment size \(segmentSize) is outside \(segmentSizeRange.lowerBound)...\(segmentSizeRange.upperBound)")
+        }
         let dekID = try! DEKID(bytes: Array(b[12..<28]))
         let salt = Array(b[28..<60])
         let noncePrefix = Array(b[60..<67])
@@ -113,6 +118,17 @@ public struct EnvelopeHeader: Hashable, Sendable {
         } catch {
             throw EnvelopeError(.malformedHeader, error.reason)
         }
+    }
+}
+
+extension EnvelopeHeader {
+    /// The error for input that ends before its header is complete: `byteCount` bytes, which
+    /// ``parse(_:)`` accepted as far as they go.
+    public static func truncation(byteCount: Int) -> EnvelopeError {
+        if byteCount < magic.count {
+            return EnvelopeError(.truncated, "object of \(byteCount) bytes ends inside the \(magic.count)-byte envelope magic")
+        }
+        return EnvelopeError(.truncated, "object ends inside its header (\(byteCount) bytes)")
     }
 }
 

@@ -123,7 +123,7 @@ public struct EnvelopeOpener: Sendable {
                             dek: (DEKID) throws -> SecretBytes) throws -> [UInt8] {
         func open(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
             guard let (header, length) = try EnvelopeHeader.parse(bytes) else {
-                throw EnvelopeError(.truncated, "object ends inside its header (\(bytes.count) bytes)")
+                throw EnvelopeHeader.truncation(byteCount: bytes.count)
             }
             var opener = try EnvelopeOpener(header: header, account: account, object: objectID, dek: try dek(header.dekID), dekID: header.dekID)
             var plaintext = [UInt8]()

@@ -275,6 +275,31 @@ struct EnvelopeTamperTests {
         expectCode(.malformedHeader) { _ = try fixture.open(length) }
     }
 
+    @Test("input shorter than the magic: bytes that differ from it are not an envelope, a prefix of it is truncated")
+    func shorterThanMagic() throws {
+        for short in [[0x50], [0x43, 0x4D, 0x00], Array("PK".utf8)] as [[UInt8]] {
+            expectCode(.notAnEnvelope) { _ = try fixture.open(short) }
+            #expect(throws: EnvelopeError(.notAnEnvelope, "")) { _ = try EnvelopeHeader.parse(short) }
+        }
+        for prefix in 0..<4 {
+            let error = #expect(throws: EnvelopeError.self) { _ = try fixture.open(Array(EnvelopeHeader.magic.prefix(prefix))) }
+            #expect(error?.code == .truncated)
+            #expect(error?.reason == "object of \(prefix) bytes ends inside the 4-byte envelope magic", "got \(String(describing: error))")
+        }
+    }
+
+    @Test("a segment size outside 16 B ... 16 MiB in a stored header has its own code")
+    func segmentSizeOutOfRange() throws {
+        let sealed = try fixture.seal([1, 2, 3])
+        for size in [0, 15, 16 * 1_048_576 + 1, Int(UInt32.max)] {
+            var tampered = sealed
+            tampered.replaceSubrange(8..<12, with: [UInt8(size >> 24 & 0xFF), UInt8(size >> 16 & 0xFF), UInt8(size >> 8 & 0xFF), UInt8(size & 0xFF)])
+            let error = #expect(throws: EnvelopeError.self) { _ = try fixture.open(tampered) }
+            #expect(error?.code == .segmentSizeOutOfRange, "got \(String(describing: error))")
+            #expect(error?.reason == "segment size \(size) is outside 16...16777216")
+        }
+    }
+
     @Test("a frame that declares an impossible length")
     func badLength() throws {
         let sealed = try fixture.seal(randomBytes(4000))
