@@ -41,28 +41,15 @@ enum UsageReporter {
         return true
     }
 
-    struct Body: Encodable {
-        struct Count: Encodable {
-            var version: String
-            var accounts: Int
-            var deks: Int
-        }
-        var key: String
-        var syncId: String
-        var finished: String
-        var passInterval: Double
-        var accounts: Int
-        var versions: [Count]
-    }
-
-    /// The JSON the service's `POST /v1.0/usageReports` takes: versions no account uses are left out.
+    /// The JSON the service's `POST /v1.0/usageReports` takes (``UsageReportBody``, the type the
+    /// service decodes): versions no account uses are left out.
     static func body(_ report: SyncReport, key: String, interval: Duration) throws -> Data {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
         let versions = report.versions.filter { !$0.accounts.isEmpty || $0.deks > 0 }
-            .map { Body.Count(version: $0.version, accounts: $0.accounts.count, deks: $0.deks) }
-        return try JSONEncoder().encode(Body(key: key, syncId: report.syncID, finished: formatter.string(from: report.finished),
-                                             passInterval: seconds, accounts: report.accounts.count, versions: versions))
+            .map { UsageReportBody.Count(version: $0.version, accounts: $0.accounts.count, deks: $0.deks) }
+        return try JSONEncoder().encode(UsageReportBody(key: key, syncId: report.syncID, finished: formatter.string(from: report.finished),
+                                                        passInterval: seconds, accounts: report.accounts.count, versions: versions))
     }
 }

@@ -1,21 +1,12 @@
+import CMKCore
 import Foundation
 
 /// What one host's daemon last told the service about its use of the customer's key, after a pass
 /// (docs/vault-service.md, "Version usage from the hosts"). Counts and the host's name only:
 /// nothing secret, no account names.
 public struct HostUsageReport: Codable, Sendable, Equatable {
-    /// How many of the host's accounts and DEKs one key version wraps.
-    public struct VersionCount: Codable, Sendable, Equatable {
-        public var version: String
-        public var accounts: Int
-        public var deks: Int
-
-        public init(version: String, accounts: Int, deks: Int) {
-            self.version = version
-            self.accounts = accounts
-            self.deks = deks
-        }
-    }
+    /// How many of the host's accounts and DEKs one key version wraps: the report body's own count.
+    public typealias VersionCount = UsageReportBody.Count
 
     /// The platform identity's host name (from the token, never from the body).
     public var host: String

@@ -1,3 +1,4 @@
+import CMKCore
 import CMKIdentity
 import CMKKeyVaultAPI
 import Foundation
@@ -30,43 +31,21 @@ struct UsageRoutes: Sendable {
 
     // MARK: POST /v1.0/usageReports
 
-    /// The body of a report: the host comes from the token, `received` from the service's clock.
+    /// The body of a report (``UsageReportBody``, the type the daemon encodes), read strictly: the
+    /// host comes from the token, `received` from the service's clock.
     struct ReportBody: Decodable {
-        struct Count: Decodable {
-            var version: String
-            var accounts: Int
-            var deks: Int
+        var wire: UsageReportBody
 
-            enum CodingKeys: String, CodingKey, CaseIterable { case version, accounts, deks }
-
-            /// Strict inside the array too: StrictJSON checks only the top level and objects.
-            init(from decoder: any Decoder) throws {
-                let container = try decoder.container(keyedBy: AnyKey.self)
-                for key in container.allKeys where CodingKeys(rawValue: key.stringValue) == nil {
-                    throw ServiceError.badRequest("unknown field 'versions[].\(String(key.stringValue.prefix(64)))' (accepted: accounts, deks, version)")
-                }
-                let known = try decoder.container(keyedBy: CodingKeys.self)
-                version = try known.decode(String.self, forKey: .version)
-                accounts = try known.decode(Int.self, forKey: .accounts)
-                deks = try known.decode(Int.self, forKey: .deks)
+        init(from decoder: any Decoder) throws {
+            do {
+                wire = try UsageReportBody(from: decoder)
+            } catch let unknown as UsageReportBody.UnknownField {
+                throw ServiceError.badRequest(unknown.description)  // inside versions[]: StrictJSON checks only the top level and objects
             }
         }
-        var key: String
-        var syncId: String
-        var finished: String
-        var passInterval: Double
-        var accounts: Int
-        var versions: [Count]
     }
 
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    static let bodyFields: [String: Set<String>] = ["key": [], "syncId": [], "finished": [], "passInterval": [], "accounts": [], "versions": []]
+    static let bodyFields = Dictionary(uniqueKeysWithValues: UsageReportBody.fields.map { ($0, Set<String>()) })
     /// The most versions one report may name (a key has far fewer in practice).
     static let maximumVersions = 1_000
     static let maximumCount = 100_000_000
@@ -74,7 +53,7 @@ struct UsageRoutes: Sendable {
     func receive(_ request: Request, context: VaultRequestContext) async throws -> Response {
         guard let principal = context.principal else { throw ServiceError.forbidden("no caller") }
         _ = try SecurityLogRoutes.query(request, allowed: ["api-version"])  // the daemon's Azure pipeline adds api-version
-        let body = try await StrictJSON.decode(ReportBody.self, from: request, context: context, allowed: Self.bodyFields)
+        let body = try await StrictJSON.decode(ReportBody.self, from: request, context: context, allowed: Self.bodyFields).wire
         let host: String
         do {
             guard let identity = try routes.store.platformIdentities().first(where: { $0.clientID == principal.clientID }) else {
@@ -101,7 +80,7 @@ struct UsageRoutes: Sendable {
     }
 
     /// The report a body describes, or a 400 naming the field and what is accepted.
-    static func report(_ body: ReportBody, host: String, received: Date) throws -> HostUsageReport {
+    static func report(_ body: UsageReportBody, host: String, received: Date) throws -> HostUsageReport {
         guard isKeyName(body.key) else { throw ServiceError.badRequest("key must be a key name of 1-127 letters, digits and '-'") }
         guard (1...64).contains(body.syncId.utf8.count), body.syncId.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw ServiceError.badRequest("syncId must be 1-64 visible ASCII characters (the pass's CMK_SYNC_ID)")
@@ -123,7 +102,7 @@ struct UsageRoutes: Sendable {
             }
         }
         return HostUsageReport(host: host, key: body.key.lowercased(), syncID: body.syncId, finished: finished, passInterval: body.passInterval,
-                               accounts: body.accounts, versions: body.versions.map { .init(version: $0.version, accounts: $0.accounts, deks: $0.deks) },
+                               accounts: body.accounts, versions: body.versions,
                                received: received)
     }
 
