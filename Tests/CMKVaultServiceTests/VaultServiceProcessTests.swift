@@ -12,7 +12,7 @@ import Testing
 /// by Microsoft's `azure-identity` and verified with PyJWT (Scripts/customer_flow.py).
 @Suite("cmk-vault: the customer's flow with Microsoft's client library", .serialized)
 struct VaultServiceProcessTests {
-    @Test("administrator token → add a key (Graph passwordCredential) → service-principal token → revoke → that token is refused at the next request; duplicate, 17-character, unknown-field, too-late and expired refused; wrong secrets throttled with 429")
+    @Test("administrator token → add a key (Graph passwordCredential) → service-principal token → it reads the security log → revoke → that token is refused on the log at the next request; duplicate, 17-character, unknown-field, too-late and expired refused; wrong secrets throttled with 429")
     func customerFlow() async throws {
         let vault = try VaultProcess.start(failuresPerClient: 4)
         defer { vault.stop() }
@@ -51,7 +51,12 @@ struct VaultServiceProcessTests {
         #expect((result["no_token_challenge"] as? String)?.hasPrefix("Bearer authorization=\"\(vault.url)/\(store.tenant.tenantID)\"") == true,
                 "\(result["no_token_challenge"] ?? "none")")
         #expect(result["tampered"] as? Int == 401)
+        #expect(result["principal_log_before"] as? Int == 200, "the principal reads the Security Logs API with its token")
+        #expect((result["principal_log_records"] as? Int ?? 0) >= 1, "\(result["principal_log_records"] ?? "none")")
+        #expect(result["principal_log_own_sign_in"] as? Bool == true, "its own token-issued record, naming the key it signed in with")
         #expect(result["revoke_status"] as? Int == 204)
+        #expect(Self.status(result["principal_log_after"]) == 401, "the revoked key's token is refused on the log route at the next request")
+        #expect(Self.message(result["principal_log_after"]).contains("credential-revoked"), "\(result["principal_log_after"] ?? "")")
         #expect(Self.status(result["principal_on_admin_route_after"]) == 401, "the revoked key's token is refused at the next request")
         #expect(Self.message(result["principal_on_admin_route_after"]).contains("credential-revoked"), "\(result["principal_on_admin_route_after"] ?? "")")
         #expect(result["revoked_secret"] as? String == "AADSTS7000215")

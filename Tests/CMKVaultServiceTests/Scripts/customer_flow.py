@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """The customer's side of cmk-vault, driven by Microsoft's own client library.
 
+The issue's chain in one run: an administrator (added by the operator) creates a principal key;
+the principal gets a token and reads the Security Logs API; the administrator revokes the key;
+the principal's next request with that token, on the same log route, is refused.
+
 Run by VaultServiceProcessTests against a real cmk-vault over TLS on loopback. Uses
 azure-identity's ClientSecretCredential (authority pointed at the service, instance discovery
 off) for every token and PyJWT to verify tokens against the service's JWKS. Prints one JSON
@@ -9,6 +13,7 @@ object of observations; the Swift test asserts on them. Exit 3 when a package is
 import json
 import os
 import sys
+import urllib.parse
 
 try:
     import jsonschema  # noqa: F401 (vault_client's OpenAPI check)
@@ -91,7 +96,18 @@ out["no_token"] = call("GET", "/v1.0/applications")[:2]
 out["no_token_challenge"] = call("GET", "/v1.0/applications")[2].get("WWW-Authenticate") or call("GET", "/v1.0/applications")[2].get("Www-Authenticate")
 out["tampered"] = call("GET", "/v1.0/applications", admin[:-4] + ("AAAA" if not admin.endswith("AAAA") else "BBBB"))[0]
 
+# The principal reads the Security Logs API with its token: its own sign-in is there.
+LOG_QUERY = "/v1.0/securityLogs/records?" + urllib.parse.urlencode({"actor": app, "operation": "token-issued"})
+status, page, _ = call("GET", LOG_QUERY, principal)
+out["principal_log_before"] = status
+out["principal_log_records"] = len(page["value"]) if status == 200 else None
+out["principal_log_own_sign_in"] = status == 200 and any(
+    item["record"].get("details", {}).get("credential") == created["keyId"] and item["record"].get("role") == "servicePrincipal"
+    for item in page["value"])
+
 out["revoke_status"] = call("POST", f"/v1.0/applications/{app}/removePassword", admin, {"keyId": created["keyId"]})[0]
+# The next request with that token, on the same log route, is refused.
+out["principal_log_after"] = call("GET", LOG_QUERY, principal)[:2]
 out["principal_on_admin_route_after"] = call("GET", "/v1.0/applications", principal)[:2]
 out["revoked_secret"] = token_error(app, created["secretText"])
 out["revoke_again"] = call("POST", f"/v1.0/applications/{app}/removePassword", admin, {"keyId": created["keyId"]})[0]
