@@ -12,7 +12,7 @@ final class VaultProcess {
     let port: Int
     let ca: TestCertificateAuthority
     let process: Process
-    /// The state directory is on a tmpfs of its own, in a private mount namespace (``start(failuresPerClient:extra:stateTmpfsSize:)``).
+    /// The state directory is on a tmpfs of its own, in a private mount namespace (``start(failuresPerClient:failuresPerAddress:extra:stateTmpfsSize:environment:)``).
     let namespaced: Bool
     var url: String { "https://127.0.0.1:\(port)" }
     var log: String { (try? String(contentsOfFile: root + "/vault.log", encoding: .utf8)) ?? "" }
@@ -23,7 +23,7 @@ final class VaultProcess {
     /// `stateTmpfsSize` (e.g. `"4m"`) the service runs in a private mount namespace (`unshare
     /// --mount`, root) with its state directory on a tmpfs of that size; ``inside(_:)`` and
     /// ``ctl(_:)`` reach it there. The host's mounts are never touched.
-    static func start(failuresPerClient: Int = 10, extra: String = "", stateTmpfsSize: String? = nil, environment extraEnvironment: [String: String] = [:]) throws -> VaultProcess {
+    static func start(failuresPerClient: Int = 10, failuresPerAddress: Int? = nil, extra: String = "", stateTmpfsSize: String? = nil, environment extraEnvironment: [String: String] = [:]) throws -> VaultProcess {
         let ca = try TestCertificateAuthority.make()
         let root = NSTemporaryDirectory() + "cmk-vault-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -36,7 +36,7 @@ final class VaultProcess {
             tls:
               certificate-file: \(ca.server.certificatePath)
               key-file: \(ca.server.privateKeyPath)
-            authentication: {failures-per-client: \(failuresPerClient), failure-window: 5m}
+            authentication: {failures-per-client: \(failuresPerClient),\(failuresPerAddress.map { " failures-per-address: \($0)," } ?? "") failure-window: 5m}
             logging: {format: text, level: info}
             \(extra)
             """.write(toFile: config, atomically: true, encoding: .utf8)
