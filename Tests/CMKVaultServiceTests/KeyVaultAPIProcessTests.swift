@@ -38,6 +38,15 @@ import Testing
         #expect(result["updated_versions"] as? [String] == [try #require(result["first_version"] as? String)],
                 "the expiry set on the old version is recorded with that version: \(result["updated_versions"] ?? "none")")
         #expect(operations.filter { $0 == "key-unwrapkey" }.count >= 4, "every unwrap is a record: \(operations)")
+        // A key use names the identity and the caller's address: the platform identity's one unwrap
+        // (of the rotated key's new version) is its record, and the service principal's are its own.
+        let platformUnwraps = result["platform_unwraps"] as? [[String: String]] ?? []
+        #expect(platformUnwraps.count == 1, "the platform identity unwrapped once: \(platformUnwraps)")
+        for unwrap in platformUnwraps {
+            #expect(unwrap == ["role": "platform", "address": "127.0.0.1", "key": "data-at-rest-rsa2048",
+                               "version": try #require(result["second_version"] as? String)], "\(unwrap)")
+        }
+        #expect(result["principal_unwrap_actors"] as? [String] == [try #require(result["app_id"] as? String)], "\(result["principal_unwrap_actors"] ?? "none")")
         // The vault's files hold sealed private keys only.
         let file = try String(contentsOfFile: vault.state + "/vault/keys/data-at-rest-rsa2048.json", encoding: .utf8)
         #expect(file.contains("sealedPrivateKey") && !file.contains("PRIVATE KEY"))

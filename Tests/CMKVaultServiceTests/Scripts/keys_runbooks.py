@@ -109,4 +109,11 @@ out["operations"] = [item["record"].get("operation") for item in (log[1].get("va
 records = [item["record"] for item in (log[1].get("value", []) if isinstance(log[1], dict) else [])]
 out["updated_versions"] = [r.get("details", {}).get("version") for r in records if r.get("operation") == "key-updated"]
 out["first_version"] = first.properties.version
+# Each key use names who and from where: the platform identity's unwrap, by its client id, from loopback.
+out["platform_unwraps"] = [{"role": r.get("role"), "address": r.get("address"), "key": r.get("details", {}).get("key"),
+                            "version": r.get("details", {}).get("version")}
+                           for r in records if r.get("operation") == "key-unwrapkey" and r.get("actor") == os.environ["PLATFORM_CLIENT_ID"]]
+out["principal_unwrap_actors"] = sorted({r.get("actor") for r in records if r.get("operation") == "key-unwrapkey" and r.get("role") == "servicePrincipal"})
+out["app_id"] = app_id
+out["second_version"] = second.properties.version
 print(json.dumps(out))
