@@ -6,12 +6,14 @@ public enum SecurityActor: Sendable, Hashable, CustomStringConvertible {
     /// A local user, by login name.
     case user(String)
 
-    /// Parses `daemon` or `user:<name>` with a non-empty name; nil otherwise.
+    /// Parses `daemon` or `user:<name>` with a non-empty name; nil otherwise. Compares bytes, not
+    /// characters: a name starting with a combining mark still follows `user:`.
     public init?(_ text: String) {
-        if text == "daemon" {
+        let prefix = "user:".utf8
+        if text.utf8.elementsEqual("daemon".utf8) {
             self = .daemon
-        } else if text.hasPrefix("user:"), text.count > 5 {
-            self = .user(String(text.dropFirst(5)))
+        } else if text.utf8.starts(with: prefix), text.utf8.count > prefix.count {
+            self = .user(String(decoding: text.utf8.dropFirst(prefix.count), as: UTF8.self))
         } else {
             return nil
         }

@@ -52,26 +52,34 @@ public struct SecurityLogEntry: Sendable, Hashable {
     /// Throws `.invalidEntry` if a field is too long or a detail looks like key material.
     /// The message names the field, never its value.
     public func validate() throws(AuditError) {
+        if let problem = lengthProblem() { throw AuditError(.invalidEntry, problem.message) }
+        for (name, value) in details where Self.looksLikeKeyMaterial(value) {
+            throw AuditError(.invalidEntry, "security-log detail '\(name)' looks like hex- or base64-encoded key material; log an id or a short fingerprint instead")
+        }
+    }
+
+    /// The first field longer (or shorter) than a record may hold, in the words of the message:
+    /// what ``validate()`` refuses to append and `verify` refuses to read. Lengths count Unicode
+    /// scalars (code points), as any language can: Python's `len`, not Swift's `String.count`.
+    func lengthProblem() -> (field: String, message: String)? {
         let fields: [(String, String?)] = [("account", account), ("key", key), ("version", version), ("previousVersion", previousVersion)]
         for (name, value) in fields {
-            if let value, value.count > Self.maximumFieldLength {
-                throw AuditError(.invalidEntry, "security-log field '\(name)' has \(value.count) characters; at most \(Self.maximumFieldLength) are accepted")
+            if let count = value?.unicodeScalars.count, count > Self.maximumFieldLength {
+                return (name, "security-log field '\(name)' has \(count) characters; at most \(Self.maximumFieldLength) are accepted")
             }
         }
-        if case .user(let name) = actor, name.isEmpty || name.count > Self.maximumDetailLength {
-            throw AuditError(.invalidEntry, "security-log actor name must have 1–\(Self.maximumDetailLength) characters")
+        if case .user(let name) = actor, !(1...Self.maximumDetailLength).contains(name.unicodeScalars.count) {
+            return ("actor", "security-log actor name must have 1–\(Self.maximumDetailLength) characters")
         }
-        for (name, value) in details {
-            if name.isEmpty || name.count > Self.maximumDetailLength {
-                throw AuditError(.invalidEntry, "security-log detail keys must have 1–\(Self.maximumDetailLength) characters")
+        for (name, value) in details.sorted(by: { $0.key < $1.key }) {
+            if !(1...Self.maximumDetailLength).contains(name.unicodeScalars.count) {
+                return ("details", "security-log detail keys must have 1–\(Self.maximumDetailLength) characters")
             }
-            if value.count > Self.maximumDetailLength {
-                throw AuditError(.invalidEntry, "security-log detail '\(name)' has \(value.count) characters; at most \(Self.maximumDetailLength) are accepted")
-            }
-            if Self.looksLikeKeyMaterial(value) {
-                throw AuditError(.invalidEntry, "security-log detail '\(name)' looks like hex- or base64-encoded key material; log an id or a short fingerprint instead")
+            if value.unicodeScalars.count > Self.maximumDetailLength {
+                return ("details", "security-log detail '\(name)' has \(value.unicodeScalars.count) characters; at most \(Self.maximumDetailLength) are accepted")
             }
         }
+        return nil
     }
 
     /// Whether `text` looks like hex- or base64-encoded key material (see the type's documentation).

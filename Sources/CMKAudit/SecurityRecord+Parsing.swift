@@ -7,10 +7,16 @@ extension SecurityRecord {
         case field(String)
         case unexpectedField(String)
         case notCanonical
+        /// `seq` is a number but not an integer in 1 ... 2^63 − 1 (a fraction, an exponent, or too large).
+        case seqOutOfRange
+        /// A field holds more than `append` accepts (``SecurityLogEntry/validate()``).
+        case tooLong(field: String, message: String)
 
         var description: String {
             switch self {
             case .notJSON: return "not a JSON object"
+            case .seqOutOfRange: return "field 'seq' is not an integer from 1 to \(Int.max)"
+            case .tooLong(_, let message): return "\(message) (longer than append allows)"
             case .field(let name): return "field '\(name)' is missing or malformed"
             case .unexpectedField(let name): return "unexpected field '\(name)'"
             case .notCanonical: return "not in canonical form"
@@ -37,7 +43,7 @@ extension SecurityRecord {
         } catch {
             throw .notJSON
         }
-        guard stored.seq >= 1 else { throw .field("seq") }
+        guard stored.seq >= 1 else { throw .seqOutOfRange }
         guard let time = RFC3339.parse(stored.time) else { throw .field("time") }
         guard let event = SecurityEvent(rawValue: stored.event) else { throw .field("event") }
         guard let actor = SecurityActor(stored.actor) else { throw .field("actor") }
@@ -48,6 +54,7 @@ extension SecurityRecord {
             previousVersion: stored.previousVersion, actor: actor, details: stored.details, prev: stored.prev, hash: stored.hash
         )
         guard record.canonicalBytes(includingHash: true).elementsEqual(line) else { throw .notCanonical }
+        if let problem = record.entry.lengthProblem() { throw .tooLong(field: problem.field, message: problem.message) }
         return record
     }
 
@@ -87,6 +94,10 @@ private struct StoredRecord: Decodable {
             throw SecurityRecord.ParseFailure.unexpectedField(unknown.stringValue)
         }
         let container = try decoder.container(keyedBy: CodingKeys.self)
+        // A number beyond Int (or with a fraction) is the field's fault, not the line's.
+        guard (try? container.decode(Double.self, forKey: .seq)) == nil || (try? container.decode(Int.self, forKey: .seq)) != nil else {
+            throw SecurityRecord.ParseFailure.seqOutOfRange
+        }
         seq = try container.decode(Int.self, forKey: .seq)
         time = try container.decode(String.self, forKey: .time)
         event = try container.decode(String.self, forKey: .event)
