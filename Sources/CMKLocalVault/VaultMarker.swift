@@ -8,7 +8,10 @@ import Foundation
 struct VaultMarker: Codable, Sendable {
     var format: Int
     var created: Date
-    /// A fixed text sealed under the master key (AAD `…/master-key-check`).
+    /// The 22 bytes `cmk-syncer local vault` sealed under the master key like a private key
+    /// (``Sealing``) of key `master-key-check`, version `0`: AES-256-GCM with the associated data
+    /// `cmk-syncer/local-vault/v1` NUL `key=master-key-check` NUL `version=0` (56 bytes, no
+    /// spaces). The master key is right when the box authenticates (docs/providers/local.md).
     var masterKeyCheck: KeyDocument.SealedBox
     /// Every key this vault has held, by name. Nil in a `vault.json` written before the vault kept
     /// this history: such a vault may have held keys it no longer knows about.
