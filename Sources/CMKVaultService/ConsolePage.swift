@@ -131,7 +131,10 @@ struct ConsolePage {
         th, td { border: 1px solid #888; padding: .3rem .5rem; text-align: left; vertical-align: top; }
         form { display: inline-block; margin: .2rem .4rem .2rem 0; }
         label { display: block; margin: .3rem 0 .1rem; }
+        form.policy { display: block; max-width: 44rem; }
+        fieldset { border: 1px solid #888; margin: .6rem 0; padding: .3rem .8rem .6rem; }
         input[type=text], input[type=password], input[type=datetime-local] { padding: .25rem; border: 1px solid #555; min-width: 16rem; }
+        input[aria-invalid=true] { border: 2px solid #8b0000; }
         button { padding: .3rem .8rem; border: 1px solid #123; background: #e8eef5; color: #123; cursor: pointer; }
         button.danger { background: #8b0000; color: #fff; border-color: #8b0000; }
         .warning { border: 2px solid #8b0000; background: #fff4f4; padding: .5rem 1rem; }

@@ -10,6 +10,7 @@ extension ConsoleRoutes {
     func registerKeyPages(on console: RouterGroup<VaultRequestContext>) {
         let sp: Set<Role> = [.servicePrincipal]
         registerKeyCreation(on: console)
+        registerRotationPolicyPage(on: console)
         console.get("keys") { request, context in
             try await page(request, context: context, roles: sp) { signed in try await keyListPage(signed, context: context) }
         }
@@ -140,6 +141,7 @@ extension ConsoleRoutes {
             \(Self.keyTypeFields)<button type="submit">New version</button></form>
             <h2>Rotation policy</h2>
             \(Self.policyText(policy.json))
+            <p><a href="/console/keys/\(Self.pathName(name))/rotation-policy">Change the rotation policy…</a></p>
             <h2>Pull</h2>
             <p><a href="/console/keys/\(Self.pathName(name))/delete">Pull (delete) this key…</a></p>
             """)
@@ -160,8 +162,10 @@ extension ConsoleRoutes {
             let when = (trigger["timeAfterCreate"] as? String).map { "\($0) after creation" } ?? (trigger["timeBeforeExpiry"] as? String).map { "\($0) before expiry" } ?? "?"
             return "<li>\(ConsolePage.escape(type)): \(ConsolePage.escape(when))</li>"
         }.joined()
-        let expiry = ((json["attributes"] as? [String: Any])?["expiryTime"] as? String).map { "<p>New versions expire \(ConsolePage.escape($0)) after creation.</p>" } ?? ""
-        return "<ul>\(actions)</ul>\(expiry)<p>Change it through the keys API (<code>PUT /keys/{name}/rotationpolicy</code>, docs/vault-service.md).</p>"
+        let attributes = json["attributes"] as? [String: Any] ?? [:]
+        let expiry = (attributes["expiryTime"] as? String).map { "New versions expire \(ConsolePage.escape($0)) after creation." } ?? "New versions do not expire."
+        let changed = ConsoleKeysAPI.Version.date(attributes["updated"]).map { " Last changed \(ConsolePage.time($0))." } ?? " Never changed: the default policy."
+        return "<ul>\(actions)</ul><p>\(expiry)\(changed)</p>"
     }
 
     func pullPage(_ signed: Signed, name: String) -> ConsolePage {

@@ -14,7 +14,7 @@ import Hummingbird
 /// |---|---|
 /// | `/console/sign-in`, `/console/sign-out` | anyone (sign-out: signed in) |
 /// | `/console/credentials` (create, revoke), `/console/access` | administrator |
-/// | `/console/keys…` (versions, new version, expiry, enable/disable, pull), `/console/deleted-keys` (recover) | service principal |
+/// | `/console/keys…` (versions, new version, expiry, enable/disable, rotation policy, pull), `/console/deleted-keys` (recover) | service principal |
 /// | `/console/log` | administrator, service principal |
 ///
 /// Pages of another role are not linked and answer 403 (with an `access-denied` record).
