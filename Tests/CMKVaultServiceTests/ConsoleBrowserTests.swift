@@ -69,5 +69,31 @@ import Testing
         #expect(pass("recovered").status == [0, 0] && pass("recovered").suspended == [false] && pass("recovered").bindings == [second], "\(passes)")
         #expect((out["logRows"] as? Int ?? 0) >= 2 && out["checkpointShown"] as? Bool == true, "\(context)")
         #expect(vault.log.contains("CMK_OPERATION=key-deleted") && vault.log.contains("CMK_OPERATION=key-recovered"), "the console's changes are recorded")
+
+        // The rotation policy: set in the form and read back through the keys API; a bad duration and
+        // a POST without the CSRF token change nothing; the administrator may neither open nor post it.
+        #expect(out["adminPolicyPage"] as? Int == 403 && out["adminPolicyPost"] as? Int == 403, "\(context)")
+        #expect((out["policySaved"] as? String)?.hasPrefix("Saved.") == true, "\(context)")
+        #expect(out["policyShown"] as? [String] == ["Rotate: P90D after creation", "Notify: P30D before expiry"], "\(context)")
+        let stored = try #require(out["policyStored"] as? [String: Any], "\(context)")
+        #expect(stored["status"] as? Int == 200 && stored["expiryTime"] as? String == "P1Y", "\(stored)")
+        #expect(RotationPolicyTests.json(stored["lifetimeActions"] ?? []) == RotationPolicyTests.json([
+            ["trigger": ["timeAfterCreate": "P90D"], "action": ["type": "Rotate"]],
+            ["trigger": ["timeBeforeExpiry": "P30D"], "action": ["type": "Notify"]],
+        ]), "the keys API reads another policy than the form set: \(stored)")
+        let refusal = try #require(out["policyRefusal"] as? String, "\(context)")
+        #expect(refusal.hasPrefix("Rotate: time after creation: Invalid value for 'lifetimeActions[0].trigger.timeAfterCreate': 'P90X' is not an ISO 8601 duration")
+                && refusal.hasSuffix("Nothing was changed."), "\(refusal)")
+        #expect(out["policyRefusedStatus"] as? Int == 400 && out["policyTypedKept"] as? String == "P90X" && out["policyFieldMarked"] as? String == "true", "\(context)")
+        #expect(out["policyCsrfMissing"] as? Int == 403, "\(context)")
+        for after in ["policyAfterRefusal", "policyAfterCsrf"] {
+            #expect(RotationPolicyTests.json(out[after] ?? [:]) == RotationPolicyTests.json(stored), "\(after) changed the stored policy: \(context)")
+        }
+        print("the rotation policy part of the browser test took \(out["policySeconds"] ?? "?") s")
+        // Recorded as the API's PUT: a record before each attempt (the saved one and the two bad durations),
+        // and a -failed follow-up for each refused one; the CSRF-less POST never reached the API.
+        let policyRecords = vault.log.split(separator: "\n").filter { $0.contains("CMK_OPERATION=key-rotation-policy-updated") }
+        #expect(policyRecords.filter { !$0.contains("key-rotation-policy-updated-failed") }.count == 3
+                && policyRecords.filter { $0.contains("key-rotation-policy-updated-failed CMK_REASON=400 BadParameter") }.count == 2, "\(policyRecords)")
     }
 }

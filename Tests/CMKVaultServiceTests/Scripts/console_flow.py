@@ -9,7 +9,10 @@ step both hosts run a pass (`cmk-syncer run --once`, HOST_CONFIGS; each reports 
 the service, `vault.azure.usage-report`) and their accounts are read
 back with `cmkctl status --report-only --json`. Security checks (CSRF, cookie flags, role pages,
 headers, the secret shown once) go through `requests` with the browser's cookie; every page gets
-an axe-core check (axe-selenium-python) and a screenshot in SCREENSHOT_DIR.
+an axe-core check (axe-selenium-python) and a screenshot in SCREENSHOT_DIR. Last, the service
+principal sets the key's rotation policy in the console's form and the script reads it back through
+the keys API (`GET /keys/{name}/rotationpolicy` with the principal's own token, vault_client.py);
+a bad duration and a POST without the CSRF token leave it as it was.
 
 Prints one JSON object of observations. Exit 3 when a package is missing, 4 when Chromium cannot
 start (the message says why).
@@ -31,6 +34,7 @@ try:
     from selenium.webdriver.common.by import By
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
+    import vault_client
 except ImportError as error:
     print(json.dumps({"missing": str(error)}))
     sys.exit(3)
@@ -88,7 +92,7 @@ def visit(name, path=None, post=None):
         check_answer(name, http.get(driver.current_url))
 
 
-POSTED = ("credential-created", "sign-in-refused")  # shown by a POST; the same POST again would change state
+POSTED = ("credential-created", "sign-in-refused", "rotation-policy-refused")  # shown by a POST; the same POST again would change state
 
 
 class Answer:
@@ -203,6 +207,9 @@ try:
     out["csrfWrong"] = http.post(URL + "/console/credentials", data={"name": "bad-csrf", "csrf": csrf[:-2] + "xx"}, allow_redirects=False).status_code
     out["csrfOtherOrigin"] = http.post(URL + "/console/credentials", data={"name": "x-origin", "csrf": csrf},
                                          headers={"Origin": "https://evil.example"}, allow_redirects=False).status_code
+    # The rotation policy page is the service principal's: an administrator is refused, reading and posting.
+    out["adminPolicyPage"] = http.get(URL + f"/console/keys/{KEY}/rotation-policy").status_code
+    out["adminPolicyPost"] = http.post(URL + f"/console/keys/{KEY}/rotation-policy", data={"csrf": csrf, "expiryTime": "P1Y"}).status_code
     fill("name", "console-sp")
     click("Create key")
     secret_text = driver.find_element(By.ID, "secret").get_attribute("value")
@@ -293,6 +300,45 @@ try:
     visit("log", "/console/log?operation=key-updated")
     out["logRows"] = len(driver.find_elements(By.XPATH, "//table/tbody/tr/td[3]"))
     out["checkpointShown"] = "—" in driver.find_element(By.TAG_NAME, "pre").text
+
+    # --- The rotation policy: set in the form, read back through the keys API.
+    policy_started = time.monotonic()
+    bearer = vault_client.token(principal_id, shown)
+
+    def stored_policy():
+        status, body, _ = vault_client.get(f"/keys/{KEY}/rotationpolicy", bearer, **{"api-version": "7.5"})
+        return {"status": status, "lifetimeActions": body.get("lifetimeActions"), "expiryTime": body.get("attributes", {}).get("expiryTime")}
+
+    driver.get(URL + f"/console/keys/{KEY}")
+    press(driver.find_element(By.LINK_TEXT, "Change the rotation policy…"))
+    fill("expiryTime", "P1Y")
+    fill("rotateAfterCreate", "P90D")
+    fill("rotateBeforeExpiry", "")
+    fill("notifyBeforeExpiry", "P30D")
+    click("Save rotation policy")
+    out["policySaved"] = driver.find_element(By.CLASS_NAME, "notice").text
+    out["policyShown"] = [item.text for item in driver.find_elements(By.XPATH, "//main/ul/li")]
+    visit("rotation-policy")
+    out["policyStored"] = stored_policy()
+    # A bad duration: the keys API's message naming the field, what was typed kept, nothing stored.
+    fill("rotateAfterCreate", "P90X")
+    click("Save rotation policy")
+    out["policyRefusal"] = driver.find_element(By.ID, "policy-error").text
+    out["policyTypedKept"] = driver.find_element(By.ID, "rotateAfterCreate").get_attribute("value")
+    out["policyFieldMarked"] = driver.find_element(By.ID, "rotateAfterCreate").get_attribute("aria-invalid")
+    visit("rotation-policy-refused")
+    policy_form = {"csrf": driver.find_element(By.NAME, "csrf").get_attribute("value"), "expiryTime": "P1Y", "rotateAfterCreate": "P90X",
+                   "rotateBeforeExpiry": "", "notifyBeforeExpiry": "P30D"}
+    refused = http.post(URL + f"/console/keys/{KEY}/rotation-policy", data=policy_form)
+    out["policyRefusedStatus"] = refused.status_code
+    check_answer("rotation-policy-refused", refused)
+    out["policyAfterRefusal"] = stored_policy()
+    # Without the CSRF token: 403, nothing stored.
+    del policy_form["csrf"]
+    policy_form["rotateAfterCreate"] = "P60D"
+    out["policyCsrfMissing"] = http.post(URL + f"/console/keys/{KEY}/rotation-policy", data=policy_form).status_code
+    out["policyAfterCsrf"] = stored_policy()
+    out["policySeconds"] = round(time.monotonic() - policy_started, 2)  # what this part adds to the test
 except Exception:
     print("observations so far: " + json.dumps(out, default=str), file=sys.stderr)
     print("page: " + driver.current_url + "\n" + driver.page_source[:3000], file=sys.stderr)
