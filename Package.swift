@@ -10,6 +10,7 @@ import PackageDescription
 //   CMKLocalVault  the embedded default vault provider (a directory, private keys sealed at rest)
 //   CMKAzureKeyVault  the Azure Key Vault provider (keys REST API over HTTPS, OAuth2/managed identity)
 //   CMKTesting     in-memory vault, manual clock, the KeyVault conformance suite
+//   CMKTestingHTTP what tests and cmk-bench share to reach the test servers: an HTTPS client trusting a test CA, a host's Azure-provider section
 //   CMKAzureTestServer  an Azure Key Vault emulator (keys REST API, token endpoint, IMDS, faults) over TLS for tests
 
 let strict: [SwiftSetting] = [
@@ -101,6 +102,19 @@ let package = Package(
                 "CMKCore", "CMKEnvelope",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        // What the tests and cmk-bench share to reach cmk-vault and the Azure test server (AsyncHTTPClient):
+        // linked by test targets and cmk-bench only, never by cmk-syncer, cmkctl or cmk-vault.
+        .target(
+            name: "CMKTestingHTTP",
+            dependencies: [
+                "CMKAzureTestServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
@@ -234,7 +248,7 @@ let package = Package(
             dependencies: [
                 "CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKAccounts", "CMKSyncer", "CMKTesting",
                 "CMKDirectoryStorage", "CMKSQLiteStorage",
-                "CMKIdentity", "CMKVaultService", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKAzureTestServer",
+                "CMKIdentity", "CMKVaultService", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKAzureTestServer", "CMKTestingHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -267,7 +281,7 @@ let package = Package(
         .testTarget(
             name: "CMKAzureKeyVaultTests",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKAzureKeyVault", "CMKTesting", "CMKAzureTestServer", "CMKAccounts", "CMKSyncer", "CMKDaemon",
+                "CMKCore", "CMKEnvelope", "CMKAzureKeyVault", "CMKTesting", "CMKTestingHTTP", "CMKAzureTestServer", "CMKAccounts", "CMKSyncer", "CMKDaemon",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
@@ -310,7 +324,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CMKVaultServiceTests",
-            dependencies: ["CMKVaultService", "CMKCore", "CMKIdentity", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKTesting", "CMKAzureTestServer",
+            dependencies: ["CMKVaultService", "CMKCore", "CMKIdentity", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKTesting", "CMKTestingHTTP", "CMKAzureTestServer",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["Scripts"],

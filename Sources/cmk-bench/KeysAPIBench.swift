@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CMKAzureTestServer
 import CMKTesting
+import CMKTestingHTTP
 import Foundation
 import Glibc
 import NIOCore
@@ -146,24 +147,14 @@ struct FleetHost: Sendable {
         self.accounts = accounts
         config = root + "/cmk-syncer.yaml"
         try FileManager.default.createDirectory(atPath: root + "/accounts", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        guard FileManager.default.createFile(atPath: root + "/platform.secret", contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw OpenSSLAnchor.Failure(description: "could not write \(root)/platform.secret")
-        }
+        let vault = AzureProviderSection(vaultService: service.url, tenantID: service.tenant, clientID: clientID, caFile: service.ca.caCertificatePath,
+                                         key: KeysAPIBench.key, clientSecretFile: root + "/platform.secret",
+                                         extra: ["rate-limit: {operations: \(perHostBudget), period: 10s}"])
+        try vault.writeSecret(secret)
         let kinds = ["file", "sql", "audit", "analytics", "secret-store"]
         var yaml = """
             state-directory: \(root)/state
-            vault:
-              provider: azure
-              key: \(KeysAPIBench.key)
-              azure:
-                vault-url: \(service.url)
-                authority-host: \(service.url)
-                resource: \(service.url)
-                tenant-id: \(service.tenant)
-                client-id: \(clientID)
-                client-secret-file: \(root)/platform.secret
-                ca-file: \(service.ca.caCertificatePath)
-                rate-limit: {operations: \(perHostBudget), period: 10s}
+            \(vault.yaml)
             sync: {concurrency: 16, start-timeout: 30m}
             logging: {level: warning}
             accounts:
@@ -217,24 +208,25 @@ struct FleetHost: Sendable {
 }
 
 /// A `cmk-vault` process with a vault, on a loopback port with a throw-away CA, and an HTTPS
-/// client that trusts it.
+/// client that trusts it (the tests' ``TestHTTPSClient``).
 final class KeysService: @unchecked Sendable {
     let root: String
     let port: Int
     let ca: TestCertificateAuthority
     let process: Process
-    let client: HTTPClient
+    let https: TestHTTPSClient
+    var client: HTTPClient { https.http }
     let tenant: String
     var url: String { "https://127.0.0.1:\(port)" }
     var state: String { root + "/state" }
     var log: String { (try? String(contentsOfFile: root + "/vault.log", encoding: .utf8)) ?? "" }
 
-    private init(root: String, port: Int, ca: TestCertificateAuthority, process: Process, client: HTTPClient, tenant: String) {
+    private init(root: String, port: Int, ca: TestCertificateAuthority, process: Process, https: TestHTTPSClient, tenant: String) {
         self.root = root
         self.port = port
         self.ca = ca
         self.process = process
-        self.client = client
+        self.https = https
         self.tenant = tenant
     }
 
@@ -279,18 +271,16 @@ final class KeysService: @unchecked Sendable {
             if process.isRunning { process.terminate() }
             throw OpenSSLAnchor.Failure(description: "cmk-vault did not start listening; log:\n\(text.suffix(2000))")
         }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .file(ca.caCertificatePath)
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.httpVersion = .http1Only
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        return KeysService(root: root, port: port, ca: ca, process: process, client: client, tenant: String(text[range.upperBound...].prefix(36)))
+        let https = TestHTTPSClient(baseURL: "https://127.0.0.1:\(port)", caFile: ca.caCertificatePath) { configuration in
+            configuration.httpVersion = .http1Only
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
+        }
+        return KeysService(root: root, port: port, ca: ca, process: process, https: https, tenant: String(text[range.upperBound...].prefix(36)))
     }
 
     /// Stops the service (SIGTERM) and starts it again on the same state, port and CA with another limit.
     func restart(keyOperationsPer10s: Int) async throws -> KeysService {
-        try? await client.shutdown()
+        try? await https.shutdown()
         terminate()
         return try await Self.start(root: root, keyOperationsPer10s: keyOperationsPer10s, concurrency: 4, ca: ca, port: port)
     }
@@ -307,7 +297,7 @@ final class KeysService: @unchecked Sendable {
     }
 
     func stop() async {
-        try? await client.shutdown()
+        try? await https.shutdown()
         terminate()
         ca.remove()
     }
@@ -323,32 +313,15 @@ final class KeysService: @unchecked Sendable {
 
     /// A request that must be answered 2xx; its JSON object.
     func call(_ method: String, _ path: String, query: String? = "api-version=7.6", json: Any? = nil, form: String? = nil, token: String? = nil) async throws -> [String: Any] {
-        var target = path.hasPrefix("https://") ? path : url + path
-        if let query { target += (target.contains("?") ? "&" : "?") + query }
-        var request = HTTPClientRequest(url: target)
-        request.method = .init(rawValue: method)
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        if let json {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)))
-        } else if let form {
-            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-            request.body = .bytes(ByteBuffer(string: form))
+        let reply = try await https.send(.init(rawValue: method), path, query: query, json: json, form: form, token: token, timeout: .seconds(120), limit: 1 << 24)
+        guard (200..<300).contains(reply.status) else {
+            throw OpenSSLAnchor.Failure(description: "\(method) \(path) answered \(reply.status): \(String(decoding: reply.body, as: UTF8.self).prefix(300))")
         }
-        let response = try await client.execute(request, timeout: .seconds(120))
-        let body = try await response.body.collect(upTo: 1 << 24)
-        guard (200..<300).contains(Int(response.status.code)) else {
-            throw OpenSSLAnchor.Failure(description: "\(method) \(path) answered \(response.status.code): \(String(buffer: body).prefix(300))")
-        }
-        return (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+        return TestHTTPSClient.json(reply)
     }
 
     func token(clientID: String, secret: String) async throws -> String {
-        let encode = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
-        let answer = try await call("POST", "/\(tenant)/oauth2/v2.0/token", query: nil,
-                                    form: "grant_type=client_credentials&client_id=\(encode(clientID))&client_secret=\(encode(secret))&scope=\(encode(url + "/.default"))")
-        guard let token = answer["access_token"] as? String else { throw OpenSSLAnchor.Failure(description: "the token endpoint answered no access_token") }
-        return token
+        try await https.token(tenant: tenant, clientID: clientID, secret: secret)
     }
 
     private var adminCredential: (String, String)?
@@ -363,15 +336,7 @@ final class KeysService: @unchecked Sendable {
 
     /// A token of the customer's service principal (a new key through Graph's addPassword).
     func servicePrincipalToken() async throws -> String {
-        let admin = try await adminToken()
-        let applications = try await call("GET", "/v1.0/applications", query: nil, token: admin)
-        guard let appID = ((applications["value"] as? [[String: Any]])?.first)?["appId"] as? String else {
-            throw OpenSSLAnchor.Failure(description: "GET /v1.0/applications listed no application")
-        }
-        let added = try await call("POST", "/v1.0/applications/\(appID)/addPassword", query: nil,
-                                   json: ["passwordCredential": ["displayName": "bench \(UUID().uuidString.prefix(8))"]], token: admin)
-        guard let secret = added["secretText"] as? String else { throw OpenSSLAnchor.Failure(description: "addPassword returned no secretText") }
-        return try await token(clientID: appID, secret: secret)
+        try await https.servicePrincipalToken(tenant: tenant, adminToken: try await adminToken(), displayName: "bench \(UUID().uuidString.prefix(8))")
     }
 
     /// Creates the key (or its next version) as the service principal; the new version.

@@ -1,5 +1,6 @@
 import CMKAzureTestServer
 import CMKTesting
+import CMKTestingHTTP
 import Foundation
 import Glibc
 
@@ -25,21 +26,13 @@ enum ProbeBench {
         init(root: String, server: AzureKeyVaultTestServer, ca: TestCertificateAuthority, secret: String, accounts: Int, probe: String) throws {
             self.root = root
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            _ = FileManager.default.createFile(atPath: root + "/client.secret", contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+            let vault = AzureProviderSection(testServer: server, ca: ca, key: ProbeBench.key, clientSecretFile: root + "/client.secret")
+            try vault.writeSecret(secret)
             // Short lines (the location defaults to <state-directory>/accounts/<name>): 10,000 accounts stay under the 1 MiB file limit.
             let accountLines = (1...accounts).map { "  - {name: f-\($0), kind: file, create: true}" }
             try """
                 state-directory: \(root)/state
-                vault:
-                  provider: azure
-                  key: \(ProbeBench.key)
-                  azure:
-                    vault-url: \(server.vaultURL)
-                    tenant-id: \(server.configuration.tenantID)
-                    client-id: \(server.configuration.clientID)
-                    client-secret-file: \(root)/client.secret
-                    authority-host: \(server.authorityHost)
-                    ca-file: \(ca.caCertificatePath)
+                \(vault.yaml)
                 accounts:
                 \(accountLines.joined(separator: "\n"))
                 sync: {interval: 15m, pulled-poll-interval: 15m, probe-interval: \(probe)}

@@ -1,5 +1,6 @@
 import CMKAzureTestServer
 import CMKTesting
+import CMKTestingHTTP
 import Foundation
 import Testing
 
@@ -56,20 +57,12 @@ struct ReaderThrottleCLITests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try #require(FileManager.default.createFile(atPath: root + "/client.secret", contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600]))
+            let vault = AzureProviderSection(testServer: server, ca: ca, key: "data-at-rest-rsa2048", clientSecretFile: root + "/client.secret")
+            try vault.writeSecret(secret)
             let config = root + "/cmk-syncer.yaml"
             try """
                 state-directory: \(root)/state
-                vault:
-                  provider: azure
-                  key: data-at-rest-rsa2048
-                  azure:
-                    vault-url: \(server.vaultURL)
-                    tenant-id: \(server.configuration.tenantID)
-                    client-id: \(server.configuration.clientID)
-                    client-secret-file: \(root)/client.secret
-                    authority-host: \(server.authorityHost)
-                    ca-file: \(ca.caCertificatePath)
+                \(vault.yaml)
                 accounts:
                   - {name: files-1, kind: file, driver: directory, location: \(root)/state/accounts/files-1, create: true}
                 logging:

@@ -1,6 +1,7 @@
 import CMKAzureTestServer
 import CMKDaemon
 import CMKTesting
+import CMKTestingHTTP
 import Foundation
 import Testing
 
@@ -33,20 +34,11 @@ struct SlowVaultDaemonTests {
             root = NSTemporaryDirectory() + "akv-slow-" + UUID().uuidString
             config = root + "/cmk-syncer.yaml"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try #require(FileManager.default.createFile(atPath: root + "/client.secret", contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600]))
+            let vault = AzureProviderSection(testServer: server, ca: ca, key: SlowVaultDaemonTests.key, clientSecretFile: root + "/client.secret", extra: ["timeout: 2s"])
+            try vault.writeSecret(secret)
             try """
                 state-directory: \(root)/state
-                vault:
-                  provider: azure
-                  key: \(SlowVaultDaemonTests.key)
-                  azure:
-                    vault-url: \(server.vaultURL)
-                    tenant-id: \(server.configuration.tenantID)
-                    client-id: \(server.configuration.clientID)
-                    client-secret-file: \(root)/client.secret
-                    authority-host: \(server.authorityHost)
-                    ca-file: \(ca.caCertificatePath)
-                    timeout: 2s
+                \(vault.yaml)
                 accounts:
                 \((1...accounts).map { "  - {name: files-\($0), kind: file, driver: directory, location: \(root)/state/accounts/files-\($0), create: true}" }.joined(separator: "\n"))
                 sync: \(sync)

@@ -1,4 +1,5 @@
 import CMKAzureTestServer
+import CMKTestingHTTP
 import Foundation
 import Testing
 
@@ -23,9 +24,9 @@ import Testing
         static func make(on vault: VaultProcess, name: String, platform: [String: Any], extra: String = "") throws -> Host {
             let root = vault.root + "/" + name
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let secretFile = root + "/platform.secret"
-            guard FileManager.default.createFile(atPath: secretFile, contents: Data(try #require(platform["secret"] as? String).utf8),
-                                                 attributes: [.posixPermissions: 0o600]) else { throw VaultTestError("cannot write \(secretFile)") }
+            let vaultSection = AzureProviderSection(vaultService: vault.url, tenantID: try vault.tenantID(), clientID: try #require(platform["clientId"] as? String),
+                                                    caFile: vault.ca.caCertificatePath, key: "data-at-rest-rsa2048", clientSecretFile: root + "/platform.secret")
+            try vaultSection.writeSecret(try #require(platform["secret"] as? String))
             let number = name.split(separator: "-").last.map(String.init) ?? "1"
             let accounts = OneVaultDaemonTests.kinds.enumerated().map { index, kind in
                 "  - {name: \(kind)-\(number), kind: \(kind), driver: \(index % 2 == 0 ? "directory" : "sqlite"), location: \(root)/accounts/\(kind)-\(number)\(index % 2 == 0 ? "" : ".sqlite"), create: true}"
@@ -33,17 +34,7 @@ import Testing
             let host = Host(root: root, config: root + "/cmk-syncer.yaml")
             try """
                 state-directory: \(root)/state
-                vault:
-                  provider: azure
-                  key: data-at-rest-rsa2048
-                  azure:
-                    vault-url: \(vault.url)
-                    authority-host: \(vault.url)
-                    resource: \(vault.url)
-                    tenant-id: \(try vault.tenantID())
-                    client-id: \(try #require(platform["clientId"] as? String))
-                    client-secret-file: \(secretFile)
-                    ca-file: \(vault.ca.caCertificatePath)
+                \(vaultSection.yaml)
                 accounts:
                 \(accounts)
                 \(extra)
