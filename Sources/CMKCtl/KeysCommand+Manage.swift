@@ -121,7 +121,7 @@ extension KeysCommand {
     }
 
     struct Restore: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Recover the pulled key with all its versions; suspended accounts resume at the next pass.")
+        static let configuration = CommandConfiguration(abstract: "Recover the pulled key with all its versions. The daemon is signalled and resumes every suspended account in a pass at once (unsignalled, its key-state probe notices within sync.probe-interval).")
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
