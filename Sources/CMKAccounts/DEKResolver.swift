@@ -56,6 +56,7 @@ public final class DEKResolver: Sendable {
     /// the check value that binds it to `id` and `account`.
     public func wrap(_ dek: SecretBytes, id: DEKID, account: String, key: KeyReference, version: String, created: Date) async throws -> WrappedDEK {
         let capabilities = vault.capabilities
+        let algorithm = capabilities.wrapAlgorithm
         let wrappedKey: Data
         if capabilities.exportsPublicKey {
             let material = try await publicKey(key: key, version: version)
@@ -64,9 +65,9 @@ public final class DEKResolver: Sendable {
                 throw VaultError(.corrupt, "local wrap under version \(version) produced \(wrappedKey.count) bytes")
             }
         } else {
-            wrappedKey = try await throttle.perform { try await vault.wrap(dek, key: key, version: version, algorithm: .rsaOAEP256) }
+            wrappedKey = try await throttle.perform { try await vault.wrap(dek, key: key, version: version, algorithm: algorithm) }
         }
-        return WrappedDEK(id: id, keyVersion: version, algorithm: .rsaOAEP256, wrappedKey: wrappedKey, created: created,
+        return WrappedDEK(id: id, keyVersion: version, algorithm: algorithm, wrappedKey: wrappedKey, created: created,
                           kcv: DEKCheckValue.compute(dek: dek, account: account, id: id))
     }
 

@@ -13,6 +13,13 @@ public struct VaultCapabilities: Hashable, Sendable, Codable {
     /// Where operators manage keys when ``managesKeys`` is false (for error messages).
     public var managementHint: String?
 
+    /// The algorithm new wrappings use: RSA-OAEP-256 where the provider exports public keys or
+    /// wraps with RSA, AES key wrap with padding (``WrapAlgorithm/aesKeyWrapPad``) on a provider
+    /// whose root keys are AES-256 (the PKCS#11 provider). Keyrings record it per DEK.
+    public var wrapAlgorithm: WrapAlgorithm {
+        exportsPublicKey || algorithms.contains(.rsaOAEP256) || algorithms.isEmpty ? .rsaOAEP256 : .aesKeyWrapPad
+    }
+
     public init(provider: String, exportsPublicKey: Bool, wrapsInVault: Bool, algorithms: Set<WrapAlgorithm>,
                 managesKeys: Bool, managementHint: String? = nil) {
         self.provider = provider

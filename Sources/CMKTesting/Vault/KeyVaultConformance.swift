@@ -47,6 +47,8 @@ public struct KeyVaultConformance: Sendable {
         let clock: ManualClock
         let key: KeyReference
         let size: RSAKeySize
+        /// The algorithm the provider wraps new DEKs with (RSA-OAEP-256, or A256KWP on an AES-only HSM).
+        var algorithm: WrapAlgorithm { vault.capabilities.wrapAlgorithm }
 
         func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
             if !condition { throw ConformanceFailure(check: name, message: message()) }
@@ -78,12 +80,12 @@ public struct KeyVaultConformance: Sendable {
                 let material = try await vault.publicKey(of: key, version: version)
                 return (dek, try DEKWrapping.wrap(dek, with: material))
             }
-            return (dek, try await vault.wrap(dek, key: key, version: version, algorithm: .rsaOAEP256))
+            return (dek, try await vault.wrap(dek, key: key, version: version, algorithm: algorithm))
         }
 
         func expectRoundTrip(_ version: String, _ what: String) async throws {
             let (dek, wrapped) = try await wrapFresh(version)
-            let unwrapped = try await vault.unwrap(wrapped, key: key, version: version, algorithm: .rsaOAEP256)
+            let unwrapped = try await vault.unwrap(wrapped, key: key, version: version, algorithm: algorithm)
             try expect(unwrapped == dek, "\(what): unwrap did not return the wrapped DEK")
         }
     }
@@ -94,7 +96,7 @@ public struct KeyVaultConformance: Sendable {
                 let snapshot = try await c.vault.snapshot(of: c.key)
                 try c.expect(snapshot == .missing(c.key), "expected .missing, got \(snapshot)")
                 try await c.expectError(.notFound, "unwrap on a missing key") {
-                    _ = try await c.vault.unwrap(Data(repeating: 1, count: 256), key: c.key, version: "0", algorithm: .rsaOAEP256)
+                    _ = try await c.vault.unwrap(Data(repeating: 1, count: 256), key: c.key, version: "0", algorithm: c.algorithm)
                 }
             }),
             ("create makes one enabled version created now", { c in
@@ -129,8 +131,8 @@ public struct KeyVaultConformance: Sendable {
                 try await c.expectRoundTrip(version.id, "round trip")
                 if c.vault.capabilities.wrapsInVault {
                     let dek = DEKWrapping.generateDEK()
-                    let wrapped = try await c.vault.wrap(dek, key: c.key, version: version.id, algorithm: .rsaOAEP256)
-                    let back = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: .rsaOAEP256)
+                    let wrapped = try await c.vault.wrap(dek, key: c.key, version: version.id, algorithm: c.algorithm)
+                    let back = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: c.algorithm)
                     try c.expect(back == dek, "in-vault wrap did not round-trip")
                 }
             }),
@@ -139,15 +141,15 @@ public struct KeyVaultConformance: Sendable {
                 let second = try await c.vault.rotateKey(c.key)
                 let (_, wrapped) = try await c.wrapFresh(first.id)
                 try await c.expectError(.invalidInput, "unwrap under the wrong version") {
-                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: second.id, algorithm: .rsaOAEP256)
+                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: second.id, algorithm: c.algorithm)
                 }
                 var tampered = wrapped
                 tampered[tampered.count / 2] ^= 0x01
                 try await c.expectError(.invalidInput, "unwrap of a tampered wrapping") {
-                    _ = try await c.vault.unwrap(tampered, key: c.key, version: first.id, algorithm: .rsaOAEP256)
+                    _ = try await c.vault.unwrap(tampered, key: c.key, version: first.id, algorithm: c.algorithm)
                 }
                 try await c.expectError(.notFound, "unwrap with an unknown version") {
-                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: "ffffffffffffffffffffffffffffffff", algorithm: .rsaOAEP256)
+                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: "ffffffffffffffffffffffffffffffff", algorithm: c.algorithm)
                 }
             }),
             ("a disabled version neither wraps nor unwraps; re-enabling restores it", { c in
@@ -157,15 +159,15 @@ public struct KeyVaultConformance: Sendable {
                 try c.expect(!disabled.enabled, "update should report the version disabled")
                 try c.expect(try await c.state().version(version.id)?.enabled == false, "snapshot should show the version disabled")
                 try await c.expectError(.disabled, "unwrap with a disabled version") {
-                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: .rsaOAEP256)
+                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: c.algorithm)
                 }
                 if c.vault.capabilities.wrapsInVault {
                     try await c.expectError(.disabled, "wrap with a disabled version") {
-                        _ = try await c.vault.wrap(dek, key: c.key, version: version.id, algorithm: .rsaOAEP256)
+                        _ = try await c.vault.wrap(dek, key: c.key, version: version.id, algorithm: c.algorithm)
                     }
                 }
                 _ = try await c.vault.updateVersion(c.key, version: version.id, KeyVersionUpdate(enabled: true))
-                let back = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: .rsaOAEP256)
+                let back = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: c.algorithm)
                 try c.expect(back == dek, "unwrap after re-enabling must work")
             }),
             ("an expired version still unwraps but may not wrap", { c in
@@ -177,11 +179,11 @@ public struct KeyVaultConformance: Sendable {
                 c.clock.advance(by: .seconds(7200))
                 let state = try await c.state()
                 try c.expect(state.newestWrappable(at: c.clock.now()) == nil, "an expired version must not be wrappable")
-                let back = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: .rsaOAEP256)
+                let back = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: c.algorithm)
                 try c.expect(back == dek, "expired versions must still unwrap (expiry is not revocation)")
                 if c.vault.capabilities.wrapsInVault {
                     do {
-                        _ = try await c.vault.wrap(dek, key: c.key, version: version.id, algorithm: .rsaOAEP256)
+                        _ = try await c.vault.wrap(dek, key: c.key, version: version.id, algorithm: c.algorithm)
                         throw ConformanceFailure(check: c.name, message: "wrap with an expired version must be refused")
                     } catch is VaultError {}
                 }
@@ -193,7 +195,7 @@ public struct KeyVaultConformance: Sendable {
                                                     KeyVersionUpdate(notBefore: .set(c.clock.now().addingTimeInterval(86_400))))
                 let state = try await c.state()
                 try c.expect(state.version(version.id)?.wrapRefusal(at: c.clock.now()) != nil, "version should not be wrappable yet")
-                let back = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: .rsaOAEP256)
+                let back = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: c.algorithm)
                 try c.expect(back == dek, "not-yet-valid versions must still unwrap")
                 _ = try await c.vault.updateVersion(c.key, version: version.id, KeyVersionUpdate(notBefore: .cleared))
                 try c.expect(try await c.state().version(version.id)?.notBefore == nil, "clearing not-before must stick")
@@ -216,13 +218,13 @@ public struct KeyVaultConformance: Sendable {
                 }
                 try c.expect(seen.scheduledPurgeDate == purge, "snapshot purge date differs from delete's")
                 try await c.expectError(.deleted, "unwrap on a deleted key") {
-                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: second.id, algorithm: .rsaOAEP256)
+                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: second.id, algorithm: c.algorithm)
                 }
                 try await c.expectError(.deleted, "rotate on a deleted key") { _ = try await c.vault.rotateKey(c.key) }
                 try await c.expectError(.conflict, "create over a deleted key") { _ = try await c.vault.createKey(c.key, size: c.size) }
                 let recovered = try await c.vault.recoverKey(c.key)
                 try c.expect(recovered.versions == before.versions, "recover must restore every version as it was")
-                let back = try await c.vault.unwrap(wrapped, key: c.key, version: second.id, algorithm: .rsaOAEP256)
+                let back = try await c.vault.unwrap(wrapped, key: c.key, version: second.id, algorithm: c.algorithm)
                 try c.expect(back == dek, "unwrap after recovery must work")
             }),
             ("purge is refused under purge protection until the scheduled date", { c in
@@ -247,7 +249,7 @@ public struct KeyVaultConformance: Sendable {
                 _ = try await c.vault.updateVersion(c.key, version: version.id, KeyVersionUpdate(enabled: false))
                 let hex = dek.withUnsafeBytes { Hex.encode($0) }
                 do {
-                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: .rsaOAEP256)
+                    _ = try await c.vault.unwrap(wrapped, key: c.key, version: version.id, algorithm: c.algorithm)
                     throw ConformanceFailure(check: c.name, message: "unwrap with a disabled version must fail")
                 } catch let error as VaultError {
                     let text = "\(error) \(String(reflecting: error))"
