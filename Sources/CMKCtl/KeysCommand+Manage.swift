@@ -81,7 +81,9 @@ extension KeysCommand {
             let size = RSAKeySize(rawValue: operation.daemon.configuration.vault.local?.keySize ?? 2048) ?? .bits2048
             guard replacePurged else {
                 let version = try await operation.admin.createKey(operation.key, size: size)
-                Output.line("created key \(operation.key) (RSA \(size.rawValue)), version \(version.id)")
+                // The pkcs11 provider's root keys are AES-256 keys generated on the token (SPEC §2).
+                let kind = operation.admin.capabilities.wrapAlgorithm == .aesKeyWrapPad ? "AES-256 on the token" : "RSA \(size.rawValue)"
+                Output.line("created key \(operation.key) (\(kind)), version \(version.id)")
                 return try operation.finish("keys create", version: version.id)
             }
             guard let vault = operation.admin as? LocalVault else {

@@ -1,0 +1,157 @@
+import CMKCore
+import CPKCS11
+import Foundation
+import Logging
+import Synchronization
+
+/// The `pkcs11` vault provider: root keys are AES-256 secret keys generated inside a PKCS#11 token,
+/// one object per version, and DEKs are wrapped and unwrapped on the token with AES key wrap with
+/// padding (RFC 5649; ``WrapAlgorithm/aesKeyWrapPad``). An AES key has no public half, so every wrap
+/// is a token call too (``VaultCapabilities/wrapsInVault``). docs/providers/pkcs11.md.
+public final class PKCS11KeyVault: KeyVault, Sendable {
+    public let capabilities = VaultCapabilities(provider: "pkcs11", exportsPublicKey: false, wrapsInVault: true,
+                                                algorithms: [.aesKeyWrapPad], managesKeys: true)
+    let pool: PKCS11SessionPool
+    let configuration: PKCS11VaultConfiguration
+    /// The key-wrap mechanism the token offers: `CKM_AES_KEY_WRAP_KWP` (3.0), else 2.40's
+    /// `CKM_AES_KEY_WRAP_PAD`, which SoftHSM 2.6 implements as RFC 5649. Chosen at the first call
+    /// that reaches the token.
+    private let mechanism = MechanismChoice()
+
+    /// Loads the module and reads the PIN; the token itself is reached at the first call, so a
+    /// token that is absent at start is an outage the syncer reports, not a failed start.
+    public init(configuration: PKCS11VaultConfiguration, logger: Logger = Logger(label: "cmk.vault.pkcs11")) throws(VaultError) {
+        guard !configuration.tokenLabel.isEmpty, configuration.tokenLabel.utf8.count <= 32 else {
+            throw VaultError(.misconfigured, "PKCS#11 token label '\(configuration.tokenLabel)' must have 1-32 bytes (CK_TOKEN_INFO.label)")
+        }
+        guard (7...90).contains(configuration.retentionDays) else {
+            throw VaultError(.misconfigured, "PKCS#11 retention-days is \(configuration.retentionDays); use 7 to 90")
+        }
+        guard (1...64).contains(configuration.sessions) else {
+            throw VaultError(.misconfigured, "PKCS#11 sessions is \(configuration.sessions); use 1 to 64")
+        }
+        let module = try PKCS11Module.load(path: configuration.modulePath)
+        let pin = try configuration.pin.load()
+        self.configuration = configuration
+        self.pool = PKCS11SessionPool(module: module, tokenLabel: configuration.tokenLabel, pin: pin, maxIdle: configuration.sessions, logger: logger)
+    }
+
+    var now: Date { configuration.clock.now() }
+
+    // MARK: KeyVault
+
+    public func snapshot(of key: KeyReference) async throws -> KeySnapshot {
+        try token("reading key '\(key)'") { session in
+            try self.snapshot(key, session)
+        }
+    }
+
+    public func publicKey(of key: KeyReference, version: String) async throws -> PublicKeyMaterial {
+        throw VaultError(.unsupported, "the pkcs11 provider's root keys are AES-256 keys on the token: there is no public key; it wraps on the token")
+    }
+
+    public func wrap(_ dek: SecretBytes, key: KeyReference, version: String, algorithm: WrapAlgorithm) async throws -> Data {
+        try refuseOther(algorithm)
+        // SoftHSM 2.6.1 zero-pads a key that is not a multiple of 8 bytes before wrapping, which is
+        // not RFC 5649 (KeyWrapVectorTests): only such keys are wrapped (DEKs are 32 bytes).
+        guard dek.count > 0, dek.count % 8 == 0 else {
+            throw VaultError(.invalidInput, "the pkcs11 provider wraps keys of a multiple of 8 bytes (a DEK has 32), not \(dek.count) bytes")
+        }
+        let mechanism = try mechanismType()
+        return try token("wrapping under version \(version) of key '\(key)'") { session in
+            let object = try self.usableVersion(key, version, session)
+            let record = try self.record(key, session)?.record ?? KeyRecord()
+            let dates = record.versions[object.id]
+            let stored = KeyVersion(id: object.id, created: dates?.created ?? .distantPast, enabled: object.enabled,
+                                    notBefore: dates?.notBefore, expires: dates?.expires)
+            if let refusal = stored.wrapRefusal(at: self.now) {
+                throw Refusal(VaultError(refusal == .disabled ? .disabled : .invalidInput,
+                                         "version \(version) of key '\(key)' may not wrap now: it is \(refusal); wrap with a version that is valid now"))
+            }
+            return try session.wrap(dek, with: object.handle, mechanism: mechanism)
+        }
+    }
+
+    public func unwrap(_ wrappedKey: Data, key: KeyReference, version: String, algorithm: WrapAlgorithm) async throws -> SecretBytes {
+        try refuseOther(algorithm)
+        let mechanism = try mechanismType()
+        return try token("unwrapping under version \(version) of key '\(key)'") { session in
+            let object = try self.usableVersion(key, version, session)
+            do {
+                return try session.unwrap(wrappedKey, with: object.handle, mechanism: mechanism)
+            } catch let error as PKCS11Failure where [0x110, 0x112, 0x40, 0x41, 0x05, 0x06].contains(error.rv) {
+                // SoftHSM answers a failed RFC 5649 integrity check with CKR_GENERAL_ERROR or
+                // CKR_FUNCTION_FAILED, others with CKR_WRAPPED_KEY_INVALID: all mean these bytes
+                // were not wrapped by this version (or were changed).
+                throw Refusal(VaultError(.invalidInput, "unwrapping under version \(version) of key '\(key)' failed (\(error)): the wrapped key was not made by this version or was changed"))
+            }
+        }
+    }
+
+    private func refuseOther(_ algorithm: WrapAlgorithm) throws(VaultError) {
+        guard algorithm == .aesKeyWrapPad else {
+            throw VaultError(.unsupported, "the pkcs11 provider wraps only with A256KWP (AES key wrap with padding under an AES-256 key on the token), not \(algorithm.rawValue)")
+        }
+    }
+
+    private func mechanismType() throws(VaultError) -> CK_MECHANISM_TYPE {
+        if let known = mechanism.value { return known }
+        let offered: Set<CK_MECHANISM_TYPE>
+        do {
+            offered = try pool.mechanisms()
+        } catch {
+            throw error.vaultError("listing the mechanisms of PKCS#11 token '\(configuration.tokenLabel)'\(absentHint(error))")
+        }
+        for candidate in [CK_MECHANISM_TYPE(CKM_AES_KEY_WRAP_KWP), CK_MECHANISM_TYPE(CKM_AES_KEY_WRAP_PAD)] where offered.contains(candidate) {
+            mechanism.set(candidate)
+            return candidate
+        }
+        throw VaultError(.unsupported, "PKCS#11 token '\(configuration.tokenLabel)' offers neither CKM_AES_KEY_WRAP_KWP (0x210B) nor CKM_AES_KEY_WRAP_PAD (0x210A): this provider needs AES key wrap with padding (RFC 5649); check `pkcs11-tool --list-mechanisms`")
+    }
+
+    // MARK: Token access
+
+    /// A refusal decided by the provider inside a session (not a PKCS#11 failure).
+    struct Refusal: Error {
+        let error: VaultError
+        init(_ error: VaultError) { self.error = error }
+    }
+
+    /// Runs `body` on a session; PKCS#11 failures become vault errors naming `context`, the
+    /// function and the `CKR_` name.
+    func token<R>(_ context: String, _ body: (PKCS11Session) throws -> R) throws(VaultError) -> R {
+        var refusal: VaultError?
+        do {
+            return try pool.withSession { (session) throws(PKCS11Failure) -> R in
+                do {
+                    return try body(session)
+                } catch let failure as PKCS11Failure {
+                    throw failure
+                } catch let decided as Refusal {
+                    refusal = decided.error
+                } catch let error as VaultError {
+                    refusal = error
+                } catch {
+                    refusal = VaultError.from(error, context)
+                }
+                throw PKCS11Failure("(refused)", 0)
+            }
+        } catch {
+            if let refusal { throw refusal }
+            throw error.vaultError("\(context) on PKCS#11 token '\(configuration.tokenLabel)'\(absentHint(error))")
+        }
+    }
+
+    private func absentHint(_ failure: PKCS11Failure) -> String {
+        guard failure.rv == 0xE0 else { return "" }
+        let present = pool.presentLabels()
+        return " (no token with this label is present; tokens present: \(present.isEmpty ? "none" : present.map { "'\($0)'" }.joined(separator: ", ")))"
+    }
+}
+
+/// The mechanism chosen once per provider.
+final class MechanismChoice: Sendable {
+    private let chosen = Mutex<CK_MECHANISM_TYPE?>(nil)
+    var value: CK_MECHANISM_TYPE? { chosen.withLock { $0 } }
+    func set(_ value: CK_MECHANISM_TYPE) { chosen.withLock { $0 = value } }
+}
