@@ -9,7 +9,7 @@ import Foundation
 /// Plaintext returned by `feed` is authentic segment by segment; the object as a whole is
 /// complete only once `finish()` returns without error.
 public struct EnvelopeOpener: Sendable {
-    private let cipher: SegmentCipher
+    private var cipher: SegmentCipher
     /// The start of a segment split across chunks.
     private var buffer: [UInt8] = []
     private var index: UInt32 = 0
@@ -112,7 +112,7 @@ public struct EnvelopeOpener: Sendable {
         let body = start + SegmentCipher.frameHeaderLength
         try cipher.open(ciphertext: UnsafeRawBufferPointer(rebasing: data[body..<(body + length)]),
                         tag: UnsafeRawBufferPointer(rebasing: data[(body + length)..<(body + length + SegmentCipher.tagLength)]),
-                        frame: frame, index: index, final: final, into: &out)
+                        index: index, final: final, into: &out)
         index += 1
         sawFinal = final
         return total

@@ -1,3 +1,4 @@
+import CLibcrypto
 import CMKCore
 import Foundation
 
@@ -6,7 +7,7 @@ import Foundation
 /// Feed plaintext with ``update(_:)`` and end with ``finish()``; concatenating every returned
 /// chunk gives the encrypted object (header first).
 public struct EnvelopeSealer: Sendable {
-    private let cipher: SegmentCipher
+    private var cipher: SegmentCipher
     private var pending: [UInt8] = []
     private var index: UInt32 = 0
     private var headerWritten = false
@@ -18,10 +19,22 @@ public struct EnvelopeSealer: Sendable {
     ///   - segmentSize: plaintext bytes per segment (default 64 KiB).
     public init(dek: SecretBytes, dekID: DEKID, account: String, object: String,
                 segmentSize: Int = EnvelopeHeader.defaultSegmentSize) throws(EnvelopeError) {
-        let salt = SecretBytes.random(count: 32).withUnsafeBytes { Array($0) }
-        let prefix = SecretBytes.random(count: 7).withUnsafeBytes { Array($0) }
+        // Salt and nonce prefix in one draw: they are public (the header carries them), and one
+        // getrandom(2) per object instead of five (SymmetricKey draws 8 bytes per call).
+        var random = [UInt8](repeating: 0, count: 39)
+        // Like SystemRandomNumberGenerator, no object is sealed without fresh randomness.
+        precondition(random.withUnsafeMutableBufferPointer({ cmk_random_bytes($0.baseAddress, $0.count) }) == 1,
+                     "getrandom(2) failed: no random salt for a new object")
+        try self.init(dek: dek, dekID: dekID, account: account, object: object, segmentSize: segmentSize,
+                      salt: Array(random[0..<32]), noncePrefix: Array(random[32..<39]))
+    }
+
+    /// With a given salt and nonce prefix: for known-answer tests only (reusing them under one
+    /// DEK reuses the object key and its nonces).
+    init(dek: SecretBytes, dekID: DEKID, account: String, object: String, segmentSize: Int,
+         salt: [UInt8], noncePrefix: [UInt8]) throws(EnvelopeError) {
         let header = try EnvelopeHeader(dekID: dekID, account: account, object: object, segmentSize: segmentSize,
-                                        salt: salt, noncePrefix: prefix)
+                                        salt: salt, noncePrefix: noncePrefix)
         cipher = try SegmentCipher(header: header, dek: dek)
         pending.reserveCapacity(segmentSize)
     }
