@@ -10,9 +10,13 @@ set -euo pipefail
 # gdb: its gcore dumps the running daemon to show that key material stays out of core dumps.
 # curl: the cmk-vault unit test makes its HTTPS requests inside the systemd sandbox's network.
 # chromium, chromium-driver: the console's browser test drives headless Chromium through Selenium.
+# prometheus: its promtool checks the daemon's /metrics scrape and the shipped alert rules (docs/metrics.md).
+# softhsm2, opensc: the PKCS#11 provider's tests run on SoftHSM v2 tokens and record every call through
+# OpenSC's pkcs11-spy (docs/providers/pkcs11.md); opencryptoki is the second emulator (issue 18, next slice).
 need_apt=()
 for pkg in libsqlite3-dev libsystemd-dev libssl-dev pkg-config systemd util-linux python3 python3-pip openssl \
-    dpkg-dev binutils lintian man-db groff-base zsh fish faketime gdb curl chromium chromium-driver; do
+    dpkg-dev binutils lintian man-db groff-base zsh fish faketime gdb curl chromium chromium-driver prometheus \
+    softhsm2 opensc opencryptoki; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

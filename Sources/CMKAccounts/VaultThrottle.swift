@@ -80,10 +80,17 @@ public final class VaultThrottle: Sendable {
             } catch let error as VaultError where error.code == .throttled && attempt < attempts {
                 refusal = error
                 let delay = error.retryAfter.map { min(max($0, .zero), maxRetryAfter) } ?? backoff(attempt)
-                let until = now() + delay
-                state.withLock { state in
+                let current = now()
+                let until = current + delay
+                let extended = state.withLock { state -> Duration in
                     state.throttled += 1
+                    let before = max(state.pausedUntil ?? current, current)
                     if state.pausedUntil.map({ $0 < until }) ?? true { state.pausedUntil = until }
+                    return until > before ? until - before : .zero
+                }
+                if let observer = VaultObservation.observer {
+                    observer.vaultRetry(.throttle)
+                    if extended > .zero { observer.vaultThrottlePaused(seconds: extended.timeInterval) }
                 }
             }
         }

@@ -66,6 +66,7 @@ extension AzureKeyVault {
             "cmk_vault_operation": "\(call.operation)", "cmk_attempt": "\(attempt)", "cmk_retry_reason": "\(reason)",
             "cmk_retry_delay": "\(delay)",
         ])
+        VaultObservation.observer?.vaultRetry(.request)
         do { try await runtime.sleep(delay) } catch {
             throw VaultError(.unavailable, "\(call.operation) was not retried: the daemon is stopping (or the call was cancelled) while backing off")
         }

@@ -69,7 +69,7 @@ public final class EventReceiver: Sendable {
     private let logger: Logger
     private let onEvent: @Sendable () -> Void
     private let group: any EventLoopGroup
-    private let channel = Mutex<(any Channel)?>(nil)
+    private let listener = Mutex<LocalHTTPListener?>(nil)
 
     /// - Parameter onEvent: called on an event loop for each delivery with a matching event; must not block.
     public init(settings: Settings, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, onEvent: @escaping @Sendable () -> Void) {
@@ -79,42 +79,31 @@ public final class EventReceiver: Sendable {
         self.group = group
     }
 
-    /// Binds the listening socket; returns the bound address (a TCP port of 0 picks a free one).
+    /// Binds the listening socket (a unix socket is 0600); returns the bound address (a TCP port of 0 picks a free one).
     @discardableResult
     public func start() async throws -> SocketAddress? {
-        let receiver = self
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(RequestHandler(receiver: receiver))
-                }
-            }
-        let bound: any Channel
-        switch settings.listen {
-        case .tcp(let host, let port):
-            bound = try await bootstrap.bind(host: host, port: port).get()
-        case .unix(let path):
-            // A stale socket of an earlier run is replaced; anything else at the path is refused by bind.
-            var info = stat()
-            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
-            let previous = umask(0o177)
-            defer { umask(previous) }
-            bound = try await bootstrap.bind(unixDomainSocketPath: path).get()
+        let tooLarge = Self.response(Outcome(status: 431, reason: "the request head is larger than the receiver accepts", refused: true))
+        let http = LocalHTTPListener(listen: settings.listen, limits: .init(maxHeaderBytes: settings.maxHeaderBytes, maxBodyBytes: settings.maxBodyBytes),
+                                     socketMode: 0o600, headTooLarge: tooLarge, group: group) { [self] request in
+            let outcome = decide(method: request.head.method, headers: request.head.headers, body: request.body, bodyTooLarge: request.bodyTooLarge)
+            handle(outcome, remote: request.remote)
+            return Self.response(outcome)
         }
-        channel.withLock { $0 = bound }
+        let address = try await http.start()
+        listener.withLock { $0 = http }
         logger.info("The key event receiver is listening.", metadata: ["cmk_events_listen": "\(settings.listen)"])
-        return bound.localAddress
+        return address
     }
 
     /// Closes the listening socket (connections in flight finish).
     public func close() async {
-        guard let bound = channel.withLock({ value -> (any Channel)? in defer { value = nil }; return value }) else { return }
-        try? await bound.close()
-        if case .unix(let path) = settings.listen { unlink(path) }
+        await listener.withLock { $0 }?.close()
+    }
+
+    /// An outcome as the JSON answer.
+    static func response(_ outcome: Outcome) -> LocalHTTPListener.Response {
+        LocalHTTPListener.Response(status: outcome.status, headers: outcome.headers, contentType: "application/json",
+                                   body: Array("{\"status\":\(outcome.status),\"reason\":\"\(outcome.reason)\"}\n".utf8))
     }
 
     // MARK: Deciding
@@ -231,67 +220,6 @@ public final class EventReceiver: Sendable {
                 "message_id": "\(MessageID.keyEventRefused)", "cmk_status": "\(outcome.status)", "cmk_reason": "\(outcome.reason)",
                 "cmk_remote": "\(remote.map { "\($0)" } ?? "unix socket")",
             ])
-        }
-    }
-
-    /// One connection: collects a request (head within the header limit, body within the body
-    /// limit), answers it and keeps the connection when the client asked to.
-    final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-
-        let receiver: EventReceiver
-        var head: HTTPRequestHead?
-        var body = ByteBuffer()
-        var tooLarge = false
-
-        init(receiver: EventReceiver) { self.receiver = receiver }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let request):
-                head = request
-                body.clear()
-                tooLarge = false
-                let size = request.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } + request.uri.utf8.count
-                if size > receiver.settings.maxHeaderBytes {
-                    respond(context: context, Outcome(status: 431, reason: "the request head is larger than the receiver accepts", refused: true), keepAlive: false)
-                    head = nil
-                }
-            case .body(var part):
-                guard head != nil, !tooLarge else { return }
-                if body.readableBytes + part.readableBytes > receiver.settings.maxBodyBytes {
-                    tooLarge = true
-                    body.clear()
-                } else {
-                    body.writeBuffer(&part)
-                }
-            case .end:
-                guard let request = head else { return }
-                head = nil
-                let outcome = receiver.decide(method: request.method, headers: request.headers, body: body, bodyTooLarge: tooLarge)
-                receiver.handle(outcome, remote: context.channel.remoteAddress)
-                respond(context: context, outcome, keepAlive: request.isKeepAlive && !tooLarge)
-                body.clear()
-            }
-        }
-
-        func respond(context: ChannelHandlerContext, _ outcome: Outcome, keepAlive: Bool) {
-            var headers = HTTPHeaders()
-            for (name, value) in outcome.headers { headers.add(name: name, value: value) }
-            let text = "{\"status\":\(outcome.status),\"reason\":\"\(outcome.reason)\"}\n"
-            headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "Content-Length", value: "\(text.utf8.count)")
-            headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: outcome.status), headers: headers)
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-            let done = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-            if !keepAlive {
-                let channel = context.channel
-                done.futureResult.whenComplete { _ in channel.close(promise: nil) }
-            }
         }
     }
 }
