@@ -13,10 +13,12 @@ set -euo pipefail
 # prometheus: its promtool checks the daemon's /metrics scrape and the shipped alert rules (docs/metrics.md).
 # softhsm2, opensc: the PKCS#11 provider's tests run on SoftHSM v2 tokens and record every call through
 # OpenSC's pkcs11-spy (docs/providers/pkcs11.md); opencryptoki is the second emulator (issue 18, next slice).
+# postgresql: the postgres storage driver's tests start a private PostgreSQL 15 server (initdb in a temporary
+# directory, run as the package's postgres user; CMKTesting.PostgresServer, docs/storage.md).
 need_apt=()
 for pkg in libsqlite3-dev libsystemd-dev libssl-dev pkg-config systemd util-linux python3 python3-pip openssl \
     dpkg-dev binutils lintian man-db groff-base zsh fish faketime gdb curl chromium chromium-driver prometheus \
-    softhsm2 opensc opencryptoki; do
+    softhsm2 opensc opencryptoki postgresql; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -3,19 +3,20 @@ import CMKCore
 extension SyncerConfiguration {
     /// `vault`: which vault holds the root key and how to reach it.
     public struct Vault: Sendable, Hashable {
-        /// The vault providers this build implements. The name `pkcs11` is recognised in files
-        /// but refused as not available in this build.
+        /// The vault providers this build implements.
         public enum Provider: String, Sendable, Hashable, CaseIterable {
             /// The embedded local vault (module `CMKLocalVault`): keys in a directory on this host.
             case local
             /// Azure Key Vault (module `CMKAzureKeyVault`): the keys REST API over HTTPS.
             case azure
+            /// A PKCS#11 token, an HSM or SoftHSM (module `CMKPKCS11`): AES-256 root keys on the token.
+            case pkcs11
         }
 
-        /// Provider names that exist in the product but are not compiled into this build.
-        public static let unavailableProviders = ["pkcs11"]
+        /// Provider names that exist in the product but are not compiled into this build (none now).
+        public static let unavailableProviders: [String] = []
 
-        /// `vault.provider` (`local` | `azure`, required, not secret).
+        /// `vault.provider` (`local` | `azure` | `pkcs11`, required, not secret).
         public var provider: Provider
 
         /// `vault.key` (key name, default `data-at-rest-rsa2048`, not secret): the root key's name;
@@ -30,11 +31,17 @@ extension SyncerConfiguration {
         /// provider's settings. Non-nil exactly when ``provider`` is ``Provider/azure``.
         public var azure: AzureSettings?
 
-        public init(provider: Provider = .local, key: KeyReference, local: LocalSettings?, azure: AzureSettings? = nil) {
+        /// `vault.pkcs11` (mapping, required when the provider is `pkcs11`): the PKCS#11 provider's
+        /// settings. Non-nil exactly when ``provider`` is ``Provider/pkcs11``.
+        public var pkcs11: PKCS11Settings?
+
+        public init(provider: Provider = .local, key: KeyReference, local: LocalSettings?, azure: AzureSettings? = nil,
+                    pkcs11: PKCS11Settings? = nil) {
             self.provider = provider
             self.key = key
             self.local = local
             self.azure = azure
+            self.pkcs11 = pkcs11
         }
 
         /// `vault.local`: the settings of the local vault provider.

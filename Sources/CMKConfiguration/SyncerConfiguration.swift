@@ -49,10 +49,14 @@ public struct SyncerConfiguration: Sendable, Hashable {
     /// `events` (mapping, optional): the receiver of pushed key events; nil (the default) is off.
     public var events: Events?
 
+    /// `metrics` (mapping, optional): the Prometheus endpoint; nil (the default) is off.
+    public var metrics: Metrics?
+
     /// A configuration from already-validated parts (tests and embedding). ``load(path:environment:)``
     /// is the way to get one from a file.
     public init(file: String, stateDirectory: String, runtimeDirectory: String, vault: Vault,
-                accounts: [AccountSettings], sync: Sync = Sync(), cache: Cache = Cache(), logging: Logging = Logging(), events: Events? = nil) {
+                accounts: [AccountSettings], sync: Sync = Sync(), cache: Cache = Cache(), logging: Logging = Logging(), events: Events? = nil,
+                metrics: Metrics? = nil) {
         self.file = file
         self.stateDirectory = stateDirectory
         self.runtimeDirectory = runtimeDirectory
@@ -62,6 +66,7 @@ public struct SyncerConfiguration: Sendable, Hashable {
         self.cache = cache
         self.logging = logging
         self.events = events
+        self.metrics = metrics
     }
 
     /// The account called `name`, if configured.

@@ -1,6 +1,7 @@
 import CMKConfiguration
 import CMKCore
 import CMKEnvelope
+import CMKMetrics
 import CMKSystemd
 import Foundation
 import Logging
@@ -84,13 +85,31 @@ public enum DaemonMain {
                 return CMKExitCode.configuration
             }
         }
+        // Installed before the first pass, so every vault call of the process is counted.
+        let metrics = once ? nil : configuration.metrics.map { _ in DaemonMetrics() }
+        if let metrics { VaultObservation.install(metrics) }
         let service = SyncService(
             daemon: daemon,
             reloader: {
                 let fresh = try SyncerConfiguration.load(path: configPath, environment: environment)
                 return try await Daemon.build(configuration: fresh, environment: environment)
             },
-            scheduler: scheduler, notifier: notifier, logger: logger, once: once)
+            scheduler: scheduler, notifier: notifier, logger: logger, once: once, metrics: metrics)
+        var endpoint: MetricsEndpoint?
+        if let metrics, let settings = configuration.metrics {
+            let candidate = MetricsEndpoint(listen: settings.listen, metrics: metrics, logger: logger) { service.scrapeSources }
+            do {
+                try await candidate.start()
+                endpoint = candidate
+            } catch {
+                await receiver?.close()
+                logger.critical("Cannot start: the metrics endpoint cannot listen.", metadata: [
+                    "error": "\(error)", "message_id": "\(MessageID.configurationInvalid)", "cmk_metrics_listen": "\(settings.listen)",
+                ])
+                notifier.errno(EINVAL, status: "failed to start: \(error)")
+                return CMKExitCode.configuration
+            }
+        }
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -98,8 +117,10 @@ public enum DaemonMain {
         do {
             try await group.run()
             await receiver?.close()
+            await endpoint?.close()
         } catch {
             await receiver?.close()
+            await endpoint?.close()
             logger.critical("The daemon failed.", metadata: ["error": "\(error)"])
             notifier.errno(EIO, status: "failed: \(error)")
             return CMKExitCode.failure
@@ -128,7 +149,8 @@ public enum DaemonMain {
             let environment = ProcessInfo.processInfo.environment
             let configuration = try SyncerConfiguration.load(path: path, environment: environment)
             try configuration.checkWatchdog(environment: environment)
-            print("\(path): valid (\(configuration.accounts.count) accounts, vault \(configuration.vault.provider.rawValue), key \(configuration.vault.key))")
+            let metrics = configuration.metrics.map { ", metrics on \($0.listen)" } ?? ""
+            print("\(path): valid (\(configuration.accounts.count) accounts, vault \(configuration.vault.provider.rawValue), key \(configuration.vault.key)\(metrics))")
             return CMKExitCode.ok
         } catch {
             StandardError.write("cmk-syncer: \(error)\n")

@@ -1,6 +1,8 @@
 import CMKAudit
 import CMKConfiguration
 import CMKCore
+import CMKEnvelope
+import CMKMetrics
 import CMKSyncer
 import CMKSystemd
 import Foundation
@@ -32,9 +34,11 @@ public final class SyncService: Service {
     /// written again at every pass, and the journal hears when it fails and when it works again.
     private let unwritten = Mutex<Set<String>>([])
     private let startedAt = Date()
+    /// The Prometheus metrics (`metrics.listen`), when on: told every pass's report.
+    private let metrics: DaemonMetrics?
 
     public init(daemon: Daemon, reloader: @escaping Reloader, scheduler: Scheduler = Scheduler(),
-                notifier: SystemdNotifier = SystemdNotifier(), logger: Logger, once: Bool = false) {
+                notifier: SystemdNotifier = SystemdNotifier(), logger: Logger, once: Bool = false, metrics: DaemonMetrics? = nil) {
         self.daemon = Mutex(daemon)
         self.reloader = reloader
         self.scheduler = scheduler
@@ -42,10 +46,16 @@ public final class SyncService: Service {
         self.logger = logger
         self.events = EventRecorder(logger: logger)
         self.once = once
+        self.metrics = metrics
     }
 
     /// The report of the last pass (for `--once` exit codes).
     public var report: SyncReport? { lastReport.withLock { $0 } }
+
+    /// What a metrics scrape reads besides the recorded values: the running graph's DEK cache and the probe's counts.
+    var scrapeSources: (cache: DEKCache?, probe: ProbeStatus?) {
+        (daemon.withLock { $0 }.cache, probe.withLock { $0 }?.status)
+    }
 
     public func run() async throws {
         let current = daemon.withLock { $0 }
@@ -120,6 +130,7 @@ public final class SyncService: Service {
         // The security log first: whether it can be appended is part of the report.
         await events.finishPass(passEvents, report: &report, previous: previous, daemon: current)
         lastReport.withLock { $0 = report }
+        metrics?.passFinished(report, interval: interval)
         probe?.passFinished(report: report)
         if unwritten.withLock({ $0.contains(current.state.daemonPath) }) {
             writeState(current.state.daemonPath) { try current.state.writeDaemonInfo(info(current)) }

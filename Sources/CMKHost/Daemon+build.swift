@@ -6,6 +6,7 @@ import CMKCore
 import CMKDirectoryStorage
 import CMKEnvelope
 import CMKLocalVault
+import CMKPKCS11
 import CMKSQLiteStorage
 import CMKSyncer
 import Foundation
@@ -88,6 +89,21 @@ extension Daemon {
             }
             // Keys of the azure provider are managed in Azure: no administration for cmkctl.
             return (try AzureKeyVault(configuration: settings, transport: transport, logger: Logger(label: "cmk.vault.azure")), nil)
+        case .pkcs11:
+            guard let pkcs11 = configuration.vault.pkcs11 else {
+                throw VaultError(.misconfigured, "\(configuration.file): vault.pkcs11 is required when vault.provider is pkcs11")
+            }
+            // The module is loaded and the PIN read now; the token is reached at the first call,
+            // so a token that is absent at start is an outage the passes report (nothing suspended).
+            let pin: PINSource
+            switch pkcs11.pin {
+            case .file(let path): pin = .file(path)
+            case .credential(let name): pin = .credential(name: name, directory: environment["CREDENTIALS_DIRECTORY"])
+            }
+            let vault = try PKCS11KeyVault(configuration: PKCS11VaultConfiguration(
+                modulePath: pkcs11.module, tokenLabel: pkcs11.tokenLabel, pin: pin, retentionDays: pkcs11.retentionDays,
+                purgeProtection: pkcs11.purgeProtection, sessions: pkcs11.sessions, clock: clock), logger: Logger(label: "cmk.vault.pkcs11"))
+            return (vault, vault)
         }
     }
 

@@ -51,6 +51,7 @@ struct ShippedFilesTests {
         paths += ConfigurationDecoder.cacheKeys.map { "cache.\($0)" }
         paths += ConfigurationDecoder.loggingKeys.map { "logging.\($0)" }
         paths += ConfigurationDecoder.eventKeys.map { "events.\($0)" }
+        paths += ConfigurationDecoder.metricsKeys.map { "metrics.\($0)" }
         for path in paths {
             #expect(documentation.contains("`\(path)`"), "docs/configuration.md does not document `\(path)`")
         }

@@ -7,28 +7,24 @@ struct VaultTests {
     static func vault(_ body: String) -> String { "vault:\n" + body }
     static let local = "  local:\n    master-key-file: /k\n"
 
-    @Test(arguments: ["pkcs11"])
-    func providersOutsideThisBuildAreNamed(provider: String) {
-        Fixture.expectFailure(Fixture.yaml(vault: Self.vault("  provider: \(provider)\n" + Self.local)), at: "vault.provider",
-                              "provider '\(provider)' is not available in this build (accepted: local, azure)", code: .unavailable)
-    }
-
     @Test func unknownProviderGetsASuggestion() {
         Fixture.expectFailure(Fixture.yaml(vault: Self.vault("  provider: locl\n" + Self.local)), at: "vault.provider",
-                              "'locl' is not a vault provider, did you mean 'local'? (accepted: local, azure)", code: .invalidValue)
+                              "'locl' is not a vault provider, did you mean 'local'? (accepted: local, azure, pkcs11)", code: .invalidValue)
     }
 
     @Test func providerIsRequired() {
-        Fixture.expectFailure(Fixture.yaml(vault: Self.vault(Self.local)), at: "vault.provider", "is required (accepted: local, azure)", code: .missingKey)
+        Fixture.expectFailure(Fixture.yaml(vault: Self.vault(Self.local)), at: "vault.provider", "is required (accepted: local, azure, pkcs11)", code: .missingKey)
     }
 
     @Test func vaultIsRequired() {
-        Fixture.expectFailure(Fixture.accounts, at: "vault", "is required: a mapping with provider (accepted: local, azure), key and local or azure", code: .missingKey)
+        Fixture.expectFailure(Fixture.accounts, at: "vault", "is required: a mapping with provider (accepted: local, azure, pkcs11), key and local, azure or pkcs11", code: .missingKey)
     }
 
-    @Test func settingsOfAnUnavailableProviderAreRefused() {
+    @Test func settingsOfAnotherProviderAreRefused() {
         Fixture.expectFailure(Fixture.yaml(vault: Self.vault("  provider: local\n  pkcs11:\n    module: /x.so\n" + Self.local)),
-                              at: "vault.pkcs11", "provider 'pkcs11' is not available in this build (accepted: local, azure)", code: .unavailable)
+                              at: "vault.pkcs11", "is for vault.provider 'pkcs11'; the provider is 'local' (remove vault.pkcs11 or change the provider)", code: .unknownKey)
+        Fixture.expectFailure(Fixture.yaml(vault: Self.vault("  provider: pkcs11\n" + Self.local)),
+                              at: "vault.local", "is for vault.provider 'local'; the provider is 'pkcs11' (remove vault.local or change the provider)", code: .unknownKey)
     }
 
     @Test(arguments: ["bad_name", "'with space'", "'é'", "''", String(repeating: "k", count: 128)])

@@ -9,13 +9,16 @@ struct LinkageTests {
     @Test("the cmkctl binary holds no CMKDaemon or CMKVaultService symbol; cmk-syncer holds CMKDaemon's (the check can see them)")
     func noDaemonModule() throws {
         let ctl = try Data(contentsOf: URL(fileURLWithPath: try Harness.binary("cmkctl")))
-        for module in ["CMKDaemon", "CMKVaultService", "Hummingbird"] {
+        // Nor the daemon's metrics (CMKMetrics, swift-metrics' CoreMetrics, swift-prometheus): issue 19.
+        for module in ["CMKDaemon", "CMKVaultService", "Hummingbird", "CMKMetrics", "CoreMetrics", "Prometheus"] {
             // Swift mangles a module name as its length then the name: 9CMKDaemon, 15CMKVaultService.
             let mangled = "\(module.utf8.count)\(module)"
             #expect(ctl.range(of: Data(mangled.utf8)) == nil, "cmkctl links \(module)")
         }
         let daemon = try Data(contentsOf: URL(fileURLWithPath: try Harness.binary("cmk-syncer")))
         #expect(daemon.range(of: Data("9CMKDaemon".utf8)) != nil, "the check cannot see CMKDaemon's symbols in cmk-syncer")
+        #expect(daemon.range(of: Data("10CMKMetrics".utf8)) != nil && daemon.range(of: Data("10Prometheus".utf8)) != nil,
+                "the check cannot see the metrics modules' symbols in cmk-syncer")
         #expect(ctl.range(of: Data("7CMKHost".utf8)) != nil, "cmkctl should link CMKHost")
     }
 }

@@ -11,7 +11,7 @@ extension ConfigurationDecoder {
         guard let listenNode = section["listen"] else {
             throw reader.error(.missingKey, "events.listen", "is required (accepted: 127.0.0.1:PORT, [::1]:PORT or unix:/absolute/path)", at: nil)
         }
-        let listen = try decodeEventListen(listenNode)
+        let listen = try decodeLocalListen(listenNode, at: "events.listen", what: "the receiver")
         let secret: EventSecretSource
         switch (section["secret-file"], section["secret-credential"]) {
         case (.some(let n), nil):
@@ -43,14 +43,15 @@ extension ConfigurationDecoder {
         return SyncerConfiguration.Events(listen: listen, secret: secret, allowedOrigins: origins)
     }
 
-    /// A loopback address with a port, or a unix socket: the receiver is never reachable from elsewhere.
-    private func decodeEventListen(_ node: Node) throws(ConfigurationError) -> SyncerConfiguration.Events.Listen {
+    /// A loopback address with a port, or a unix socket (`events.listen`, `metrics.listen`): `what`
+    /// (the receiver, the metrics endpoint) is never reachable from other machines.
+    func decodeLocalListen(_ node: Node, at key: String, what: String) throws(ConfigurationError) -> SyncerConfiguration.Events.Listen {
         let accepted = "accepted: 127.0.0.1:PORT, [::1]:PORT or unix:/absolute/path"
-        let text = try reader.string(node, at: "events.listen", expected: "an address (\(accepted))")
+        let text = try reader.string(node, at: key, expected: "an address (\(accepted))")
         if text.hasPrefix("unix:") {
             let path = String(text.dropFirst(5))
             guard path.hasPrefix("/"), path.utf8.count < 108, !path.contains("\0") else {
-                throw reader.error(.invalidValue, "events.listen", "\(Excerpt.quoted(text)) is not a unix socket path (an absolute path shorter than 108 bytes; \(accepted))", at: node)
+                throw reader.error(.invalidValue, key, "\(Excerpt.quoted(text)) is not a unix socket path (an absolute path shorter than 108 bytes; \(accepted))", at: node)
             }
             return .unix(path: PathSyntax.normalise(path))
         }
@@ -64,13 +65,13 @@ extension ConfigurationDecoder {
             port = colon == text.endIndex ? "" : text[text.index(after: colon)...]
             let octets = host.split(separator: ".", omittingEmptySubsequences: false)
             guard octets.count == 4, octets.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && (UInt8($0) != nil) }) else {
-                throw reader.error(.invalidValue, "events.listen", "\(Excerpt.quoted(text)) is not a loopback address (\(accepted))", at: node)
+                throw reader.error(.invalidValue, key, "\(Excerpt.quoted(text)) is not a loopback address (\(accepted))", at: node)
             }
         } else {
-            throw reader.error(.invalidValue, "events.listen", "\(Excerpt.quoted(text)) is not a loopback address or unix socket: the receiver must not be reachable from other machines (\(accepted))", at: node)
+            throw reader.error(.invalidValue, key, "\(Excerpt.quoted(text)) is not a loopback address or unix socket: \(what) must not be reachable from other machines (\(accepted))", at: node)
         }
         guard !port.isEmpty, port.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(port), (1...65_535).contains(number) else {
-            throw reader.error(.invalidValue, "events.listen", "\(Excerpt.quoted(text)) has no port from 1 to 65535 (\(accepted))", at: node)
+            throw reader.error(.invalidValue, key, "\(Excerpt.quoted(text)) has no port from 1 to 65535 (\(accepted))", at: node)
         }
         return .tcp(host: host, port: number)
     }

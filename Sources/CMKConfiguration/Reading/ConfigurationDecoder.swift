@@ -26,7 +26,7 @@ struct ConfigurationDecoder {
         let runtimeDirectory = try directory(top, "runtime-directory", base: configDirectory, variable: "RUNTIME_DIRECTORY",
                                              fallback: SyncerConfiguration.defaultRuntimeDirectory)
         guard let vaultNode = top["vault"] else {
-            throw reader.error(.missingKey, "vault", "is required: a mapping with provider (accepted: local, azure), key and local or azure", at: nil)
+            throw reader.error(.missingKey, "vault", "is required: a mapping with provider (accepted: local, azure, pkcs11), key and local, azure or pkcs11", at: nil)
         }
         let vault = try decodeVault(vaultNode)
         guard let accountsNode = top["accounts"] else {
@@ -37,8 +37,10 @@ struct ConfigurationDecoder {
         let sync = try decodeSync(top["sync"])
         let logging = try decodeLogging(top["logging"])
         let events = try top["events"].map { (n) throws(ConfigurationError) in try decodeEvents(n) }
+        let metrics = try top["metrics"].map { (n) throws(ConfigurationError) in try decodeMetrics(n) }
         return SyncerConfiguration(file: file, stateDirectory: stateDirectory, runtimeDirectory: runtimeDirectory,
-                                   vault: vault, accounts: accounts, sync: sync, cache: cache, logging: logging, events: events)
+                                   vault: vault, accounts: accounts, sync: sync, cache: cache, logging: logging, events: events,
+                                   metrics: metrics)
     }
 
     /// `state-directory` or `runtime-directory`: the file's value, else the first entry of the
@@ -58,7 +60,7 @@ struct ConfigurationDecoder {
 
     // MARK: vault
 
-    static let vaultKeys = ["provider", "key", "local", "azure"] + SyncerConfiguration.Vault.unavailableProviders
+    static let vaultKeys = ["provider", "key", "local", "azure", "pkcs11"] + SyncerConfiguration.Vault.unavailableProviders
     static let localKeys = ["directory", "master-key-file", "master-key-credential", "create", "key-size", "retention-days", "purge-protection"]
 
     private func decodeVault(_ node: Node) throws(ConfigurationError) -> SyncerConfiguration.Vault {
@@ -85,11 +87,13 @@ struct ConfigurationDecoder {
         }
         var local: SyncerConfiguration.Vault.LocalSettings?
         var azure: SyncerConfiguration.Vault.AzureSettings?
+        var pkcs11: SyncerConfiguration.Vault.PKCS11Settings?
+        // The settings of another provider than the one chosen are refused, naming both.
+        for other in SyncerConfiguration.Vault.Provider.allCases where other != provider && section[other.rawValue] != nil {
+            throw reader.error(.unknownKey, "vault.\(other.rawValue)", "is for vault.provider '\(other.rawValue)'; the provider is '\(provider.rawValue)' (remove vault.\(other.rawValue) or change the provider)", at: section.entries[other.rawValue]?.key)
+        }
         switch provider {
         case .local:
-            if section["azure"] != nil {
-                throw reader.error(.unknownKey, "vault.azure", "is for vault.provider 'azure'; the provider is 'local' (remove vault.azure or change the provider)", at: section.entries["azure"]?.key)
-            }
             guard let localNode = section["local"] else {
                 throw reader.error(.missingKey, "vault.local", "is required when vault.provider is 'local': a mapping with master-key-file or master-key-credential", at: nil)
             }
@@ -102,9 +106,14 @@ struct ConfigurationDecoder {
                 throw reader.error(.missingKey, "vault.azure", "is required when vault.provider is 'azure': a mapping with vault-url and a credential (client-secret-credential, client-secret-file, client-certificate-file or managed-identity)", at: nil)
             }
             azure = try decodeAzure(azureNode)
+        case .pkcs11:
+            guard let pkcs11Node = section["pkcs11"] else {
+                throw reader.error(.missingKey, "vault.pkcs11", "is required when vault.provider is 'pkcs11': a mapping with module, token-label and pin-file or pin-credential", at: nil)
+            }
+            pkcs11 = try decodePKCS11(pkcs11Node)
         }
         do {
-            return SyncerConfiguration.Vault(provider: provider, key: try KeyReference(key), local: local, azure: azure)
+            return SyncerConfiguration.Vault(provider: provider, key: try KeyReference(key), local: local, azure: azure, pkcs11: pkcs11)
         } catch {
             throw reader.error(.invalidValue, "vault.key", error.reason, at: section["key"])
         }

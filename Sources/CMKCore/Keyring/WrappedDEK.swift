@@ -5,8 +5,8 @@ public enum WrapAlgorithm: String, Hashable, Sendable, Codable, CaseIterable {
     /// RSA-OAEP with SHA-256 and MGF1-SHA-256, empty label (Azure's `RSA-OAEP-256`).
     case rsaOAEP256 = "RSA-OAEP-256"
     /// AES key wrap with padding (RFC 5649) under an AES-256 root key, for HSMs that only offer
-    /// those (SPEC §2). Reserved for the PKCS#11 provider (issue 18): nothing in this build writes
-    /// it, and the local and Azure providers refuse it (`vault.unsupported`). docs/storage.md.
+    /// those (SPEC §2). Written by the PKCS#11 provider (`CMKPKCS11`, wrapping on the token); the
+    /// local and Azure providers refuse it (`vault.unsupported`). docs/storage.md.
     case aesKeyWrapPad = "A256KWP"
 }
 
