@@ -11,7 +11,12 @@ extension SQLiteStorageDriver {
                                arguments: [revision.value, name.value, Date().timeIntervalSince1970])
             }
         }
-        return SQLiteObjectWriter(driver: self, name: name, revision: revision)
+        // Chunks go to `object_chunks` under the staged revision; commit publishes it in one transaction.
+        return ChunkedObjectWriter(
+            account: account, name: name, revision: revision, chunkSize: Self.chunkSize,
+            stage: { seq, bytes in try await self.stage(revision: revision, seq: seq, bytes: bytes) },
+            publish: { size, condition in try await self.publish(name: name, revision: revision, size: size, condition: condition) },
+            discard: { try await self.discard(revision: revision) })
     }
 
     public func openObject(_ name: ObjectName) async throws -> any ObjectReader {
