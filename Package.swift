@@ -9,6 +9,7 @@ import PackageDescription
 //   CLibcrypto     the system's OpenSSL libcrypto, for the RSA-OAEP-256 private operation only
 //   CMKLocalVault  the embedded default vault provider (a directory, private keys sealed at rest)
 //   CMKAzureKeyVault  the Azure Key Vault provider (keys REST API over HTTPS, OAuth2/managed identity)
+//   CPKCS11, CMKPKCS11  the PKCS#11 provider (an HSM's module, dlopened; AES-256 root keys, RFC 5649 key wrap)
 //   CMKTesting     in-memory vault, manual clock, the KeyVault conformance suite
 //   CMKTestingHTTP what tests and cmk-bench share to reach the test servers: an HTTPS client trusting a test CA, a host's Azure-provider section
 //   CMKAzureTestServer  an Azure Key Vault emulator (keys REST API, token endpoint, IMDS, faults) over TLS for tests
@@ -59,6 +60,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         // The postgres storage driver (CMKPostgresStorage): PostgresNIO only, no postgres-kit or fluent.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // The daemon's /metrics (CMKMetrics): swift-metrics' API, exported by swift-prometheus; not linked by cmkctl.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -82,6 +86,13 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
+            swiftSettings: strict
+        ),
+        // The PKCS#11 provider (issue 18): the module named in vault.pkcs11.module is dlopened, never linked.
+        .systemLibrary(name: "CPKCS11"),
+        .target(
+            name: "CMKPKCS11",
+            dependencies: ["CMKCore", "CPKCS11", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -160,7 +171,7 @@ let package = Package(
             name: "CMKDaemon",
             dependencies: [
                 "CMKHost", "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
-                "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKSystemd",
+                "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKSystemd", "CMKMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // The key event receiver (EventReceiver): HTTP/1.1 on SwiftNIO, no server framework.
@@ -170,13 +181,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The daemon's Prometheus metrics (docs/metrics.md): the catalogue of names, help and labels, the
+        // swift-metrics factory over swift-prometheus's registry, the report/process collectors. Daemon only.
+        .target(
+            name: "CMKMetrics",
+            dependencies: [
+                "CMKCore", "CMKEnvelope", "CMKSyncer",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
         // What the daemon and cmkctl share: the service graph built from a configuration (Daemon.build),
         // the state files (StateStore), the state-directory lock and the exit codes. cmkctl links this, not CMKDaemon.
         .target(
             name: "CMKHost",
             dependencies: [
                 "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
-                "CMKDirectoryStorage", "CMKSQLiteStorage", .product(name: "Logging", package: "swift-log"),
+                "CMKPKCS11", "CMKDirectoryStorage", "CMKSQLiteStorage", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -282,6 +305,11 @@ let package = Package(
         .testTarget(
             name: "CMKEnvelopeTests",
             dependencies: ["CMKCore", "CMKEnvelope", "CLibcrypto", "CMKTesting", .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CMKPKCS11Tests",
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKPKCS11", "CPKCS11", "CMKTesting", "CMKAccounts", "CMKSyncer"],
             swiftSettings: strict
         ),
         .testTarget(
