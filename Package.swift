@@ -199,7 +199,7 @@ let package = Package(
             name: "CMKHost",
             dependencies: [
                 "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
-                "CMKPKCS11", "CMKDirectoryStorage", "CMKSQLiteStorage", .product(name: "Logging", package: "swift-log"),
+                "CMKPKCS11", "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKPostgresStorage", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

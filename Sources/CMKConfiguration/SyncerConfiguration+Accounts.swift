@@ -7,6 +7,8 @@ extension SyncerConfiguration {
         case directory
         /// An SQLite database file per account (module `CMKSQLiteStorage`).
         case sqlite
+        /// Rows keyed by the account's name in the `postgres` database (module `CMKPostgresStorage`).
+        case postgres
     }
 
     /// One entry of `accounts`: a storage account kept encrypted under the root key.
@@ -16,11 +18,12 @@ extension SyncerConfiguration {
         public var name: String
         /// `accounts[].kind` (`file | sql | audit | analytics | secret-store`, required, not secret).
         public var kind: StorageKind
-        /// `accounts[].driver` (`directory | sqlite`, default: the kind's default driver —
+        /// `accounts[].driver` (`directory | sqlite | postgres`, default: the kind's default driver —
         /// `directory` for file and audit, `sqlite` for the others; not secret).
         public var driver: DriverKind
         /// `accounts[].location` (path, not secret): a directory for `directory`, a database file
         /// for `sqlite`. Default `<state-directory>/accounts/<name>` (plus `.sqlite` for sqlite).
+        /// `postgres` accounts take no location: theirs is `postgres:<name>`, rows keyed by the name.
         /// Relative values resolve against the state directory. Unique among accounts.
         public var location: String
         /// `accounts[].create` (bool, default `false`, not secret): create the location on first run.

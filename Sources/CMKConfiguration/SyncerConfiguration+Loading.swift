@@ -5,7 +5,7 @@ extension SyncerConfiguration {
     /// The largest configuration file accepted.
     static let maximumFileSize = 1 << 20
     /// The keys of the top level.
-    static let topLevelKeys = ["state-directory", "runtime-directory", "vault", "accounts", "sync", "cache", "logging", "events", "metrics"]
+    static let topLevelKeys = ["state-directory", "runtime-directory", "vault", "accounts", "sync", "cache", "logging", "events", "metrics", "postgres"]
 
     /// Reads and validates the configuration file at `path` (relative paths resolve against the
     /// working directory). Has no side effects: nothing is created, and a failed reload leaves the

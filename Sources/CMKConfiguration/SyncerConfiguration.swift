@@ -52,11 +52,15 @@ public struct SyncerConfiguration: Sendable, Hashable {
     /// `metrics` (mapping, optional): the Prometheus endpoint; nil (the default) is off.
     public var metrics: Metrics?
 
+    /// `postgres` (mapping, optional; required when an account's driver is `postgres`): the
+    /// PostgreSQL database those accounts live in, served by one connection pool.
+    public var postgres: PostgresSettings?
+
     /// A configuration from already-validated parts (tests and embedding). ``load(path:environment:)``
     /// is the way to get one from a file.
     public init(file: String, stateDirectory: String, runtimeDirectory: String, vault: Vault,
                 accounts: [AccountSettings], sync: Sync = Sync(), cache: Cache = Cache(), logging: Logging = Logging(), events: Events? = nil,
-                metrics: Metrics? = nil) {
+                metrics: Metrics? = nil, postgres: PostgresSettings? = nil) {
         self.file = file
         self.stateDirectory = stateDirectory
         self.runtimeDirectory = runtimeDirectory
@@ -67,6 +71,7 @@ public struct SyncerConfiguration: Sendable, Hashable {
         self.logging = logging
         self.events = events
         self.metrics = metrics
+        self.postgres = postgres
     }
 
     /// The account called `name`, if configured.

@@ -7,6 +7,7 @@ import CMKDirectoryStorage
 import CMKEnvelope
 import CMKLocalVault
 import CMKPKCS11
+import CMKPostgresStorage
 import CMKSQLiteStorage
 import CMKSyncer
 import Foundation
@@ -29,7 +30,10 @@ extension Daemon {
         let resolver = DEKResolver(vault: vault, cache: cache)
         // Readers (the data plane) share the cache but give up on a throttling vault after cache.read-wait.
         let readers = DEKResolver(vault: vault, cache: cache, throttle: VaultThrottle(maxWait: configuration.cache.readWait))
-        let accounts = configuration.accounts.map { makeAccount($0, key: configuration.vault.key, vaultDirectory: configuration.vault.local?.directory) }
+        let postgres = try configuration.postgres.map { try postgresConfiguration($0, environment: environment, file: configuration.file) }
+        let accounts = configuration.accounts.map {
+            makeAccount($0, key: configuration.vault.key, vaultDirectory: configuration.vault.local?.directory, postgres: postgres)
+        }
         let sync = configuration.sync
         let settings = SyncPass.Settings(
             key: configuration.vault.key,
@@ -149,12 +153,21 @@ extension Daemon {
     /// The account with a driver that opens on first use: a location that cannot be opened (corrupt
     /// database, unsafe permissions, missing with `create: false`) fails that account alone, on each
     /// operation, with the error naming it, and opens once repaired (SPEC §5).
-    static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference, vaultDirectory: String?) -> Account {
-        let driver = DeferredStorageDriver(account: settings.name) { try openDriver(settings, vaultDirectory: vaultDirectory) }
+    static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference, vaultDirectory: String?,
+                            postgres: PostgresStorageConfiguration? = nil) -> Account {
+        let driver = DeferredStorageDriver(account: settings.name) { try openDriver(settings, vaultDirectory: vaultDirectory, postgres: postgres) }
         return Account(name: settings.name, kind: settings.kind, driver: driver, key: key)
     }
 
-    static func openDriver(_ settings: SyncerConfiguration.AccountSettings, vaultDirectory: String?) throws -> any StorageDriver {
+    static func openDriver(_ settings: SyncerConfiguration.AccountSettings, vaultDirectory: String?,
+                           postgres: PostgresStorageConfiguration? = nil) throws -> any StorageDriver {
+        if settings.driver == .postgres {
+            guard let postgres else {
+                throw StorageError(.misconfigured, "account '\(settings.name)': driver postgres needs the postgres section of the configuration")
+            }
+            // One pool per daemon and database: every postgres account shares the process's store.
+            return PostgresStorageDriver(store: try PostgresStore.shared(postgres), account: settings.name)
+        }
         // Checked again at every open, with links resolved: a link made after the configuration
         // was checked must not send keyrings and objects into the vault.
         if let vaultDirectory, SyncerConfiguration.AccountSettings.overlaps(settings.location, vaultDirectory) {
@@ -171,6 +184,24 @@ extension Daemon {
                 throw StorageError(.misconfigured, "account '\(settings.name)': database \(settings.location) does not exist (create it, or set create: true)")
             }
             return try SQLiteStorageDriver(path: settings.location, account: settings.name)
+        case .postgres:
+            throw StorageError(.misconfigured, "account '\(settings.name)': driver postgres has no location")
         }
+    }
+
+    /// The postgres driver's settings from the `postgres` section; the password's file is resolved
+    /// here (a systemd credential needs `$CREDENTIALS_DIRECTORY`) and read when the pool opens.
+    static func postgresConfiguration(_ settings: SyncerConfiguration.PostgresSettings, environment: [String: String],
+                                      file: String) throws -> PostgresStorageConfiguration {
+        let endpoint: PostgresStorageConfiguration.Endpoint
+        switch settings.endpoint {
+        case .host(let host): endpoint = .tcp(host: host, port: settings.port)
+        case .socketDirectory(let directory): endpoint = .unixSocket(directory: directory, port: settings.port)
+        }
+        return PostgresStorageConfiguration(
+            endpoint: endpoint, database: settings.database, user: settings.user,
+            passwordFile: try settings.passwordPath(environment: environment, file: file),
+            tls: PostgresStorageConfiguration.TLSMode(rawValue: settings.tls.rawValue) ?? .verifyFull, caFile: settings.caFile,
+            poolSize: settings.poolSize, statementTimeout: settings.statementTimeout, connectTimeout: settings.connectTimeout)
     }
 }

@@ -65,9 +65,9 @@ struct AccountsTests {
     @Test(arguments: [
         ("{kind: file}", "accounts[0].name", "is required: 1-64 characters of a-z, 0-9 and '-', not starting with '-'"),
         ("{name: a}", "accounts[0].kind", "is required (accepted: file, sql, audit, analytics, secret-store)"),
-        ("{name: a, kind: file, driver: postgres}", "accounts[0].driver", "driver 'postgres' is not available in this build (accepted: directory, sqlite)"),
-        ("{name: a, kind: file, driver: sqlit}", "accounts[0].driver", "'sqlit' is not a storage driver, did you mean 'sqlite'? (accepted: directory, sqlite)"),
-        ("{name: a, kind: file, driver: s3}", "accounts[0].driver", "'s3' is not a storage driver (accepted: directory, sqlite)"),
+        ("{name: a, kind: file, driver: postgres}", "postgres", "is required: accounts[0] has driver postgres; add a postgres section naming the server, database and user (docs/configuration.md)"),
+        ("{name: a, kind: file, driver: sqlit}", "accounts[0].driver", "'sqlit' is not a storage driver, did you mean 'sqlite'? (accepted: directory, sqlite, postgres)"),
+        ("{name: a, kind: file, driver: s3}", "accounts[0].driver", "'s3' is not a storage driver (accepted: directory, sqlite, postgres)"),
         ("{name: a, kind: file, create: 1}", "accounts[0].create", "expected true or false, got '1'"),
         ("{name: [a], kind: file}", "accounts[0].name", "expected an account name, got a list"),
         ("{name: a, kind: {x: 1}}", "accounts[0].kind", "expected a storage kind (accepted: file, sql, audit, analytics, secret-store), got a mapping"),

@@ -45,7 +45,7 @@ struct ContentEchoTests {
         let message = try #require(error?.description)
         #expect(Self.leaks(of: key, in: message, length: 5).isEmpty, "\(message)")
         #expect(error?.code == .wrongType)
-        #expect(message == "\(path):1:1: is not a YAML mapping (its top level is a single value): a configuration is a mapping with the keys state-directory, runtime-directory, vault, accounts, sync, cache, logging, events")
+        #expect(message == "\(path):1:1: is not a YAML mapping (its top level is a single value): a configuration is a mapping with the keys state-directory, runtime-directory, vault, accounts, sync, cache, logging, events, metrics, postgres")
     }
 
     @Test func rawKeyBytesAreNotEchoed() throws {
@@ -65,7 +65,7 @@ struct ContentEchoTests {
         for piece in ["root:", ":x:", "daemon", "alice", "Liddell", "nologin", "/bin/", "nonexistent"] {
             #expect(!message.contains(piece), "\(message)")
         }
-        #expect(message.hasSuffix(": is not a YAML mapping (its top level is a single value): a configuration is a mapping with the keys state-directory, runtime-directory, vault, accounts, sync, cache, logging, events"))
+        #expect(message.hasSuffix(": is not a YAML mapping (its top level is a single value): a configuration is a mapping with the keys state-directory, runtime-directory, vault, accounts, sync, cache, logging, events, metrics, postgres"))
     }
 
     @Test(arguments: [
@@ -77,7 +77,7 @@ struct ContentEchoTests {
     func aTopLevelThatIsNotAMappingIsNamedWithoutItsContent(text: String, kind: String) throws {
         let message = try #require(Fixture.failure(text)?.description)
         #expect(!message.contains("SECRET"), "\(message)")
-        #expect(message == "\(Fixture.file):1:1: is not a YAML mapping (its top level is \(kind)): a configuration is a mapping with the keys state-directory, runtime-directory, vault, accounts, sync, cache, logging, events")
+        #expect(message == "\(Fixture.file):1:1: is not a YAML mapping (its top level is \(kind)): a configuration is a mapping with the keys state-directory, runtime-directory, vault, accounts, sync, cache, logging, events, metrics, postgres")
     }
 
     /// Texts that are not valid YAML, each holding SECRET: the refusal names the line, not the text.

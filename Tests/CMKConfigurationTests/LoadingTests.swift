@@ -61,7 +61,7 @@ struct LoadingTests {
     func topLevelMustBeAMapping(text: String, got: String) {
         let error = Fixture.failure(text)
         #expect(error?.code == .wrongType)
-        #expect(error?.description == "/etc/cmk-syncer/cmk-syncer.yaml:1:1: is not a YAML mapping (its top level is \(got)): a configuration is a mapping with the keys state-directory, runtime-directory, vault, accounts, sync, cache, logging, events")
+        #expect(error?.description == "/etc/cmk-syncer/cmk-syncer.yaml:1:1: is not a YAML mapping (its top level is \(got)): a configuration is a mapping with the keys state-directory, runtime-directory, vault, accounts, sync, cache, logging, events, metrics, postgres")
     }
 
     @Test func syntaxErrorsCarryLineAndColumn() {

@@ -3,7 +3,7 @@ import Testing
 
 @Suite("Unknown keys")
 struct UnknownKeyTests {
-    static let top = "state-directory, runtime-directory, vault, accounts, sync, cache, logging, events"
+    static let top = "state-directory, runtime-directory, vault, accounts, sync, cache, logging, events, metrics, postgres"
     static let vault = "provider, key, local, azure, pkcs11"
     static let local = "directory, master-key-file, master-key-credential, create, key-size, retention-days, purge-protection"
     static let account = "name, kind, driver, location, create"

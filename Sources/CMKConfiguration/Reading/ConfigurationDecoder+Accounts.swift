@@ -3,10 +3,8 @@ import Yams
 
 extension ConfigurationDecoder {
     static let accountKeys = ["name", "kind", "driver", "location", "create"]
-    /// Driver names that exist in the product but are not compiled into this build.
-    private static let unavailableDrivers = ["postgres"]
-
-    func decodeAccounts(_ node: Node, vault: SyncerConfiguration.Vault) throws(ConfigurationError) -> [SyncerConfiguration.AccountSettings] {
+    func decodeAccounts(_ node: Node, vault: SyncerConfiguration.Vault,
+                        postgres: SyncerConfiguration.PostgresSettings? = nil) throws(ConfigurationError) -> [SyncerConfiguration.AccountSettings] {
         let items = try reader.sequence(node, at: "accounts", expected: "accounts (mappings with name, kind, driver, location)")
         guard !items.isEmpty else {
             throw reader.error(.invalidValue, "accounts", "is empty: configure at least one account", at: node)
@@ -17,13 +15,16 @@ extension ConfigurationDecoder {
         for (index, item) in items.enumerated() {
             let path = "accounts[\(index)]"
             let account = try decodeAccount(item, at: path)
+            if account.driver == .postgres, postgres == nil {
+                throw reader.error(.missingKey, "postgres", "is required: \(path) has driver postgres; add a postgres section naming the server, database and user (docs/configuration.md)", at: item.mapping?["driver"] ?? item)
+            }
             if let other = names[account.name] {
                 throw reader.error(.duplicate, path + ".name", "\(Excerpt.quoted(account.name)) is already the name of accounts[\(other)]: account names must be unique", at: item.mapping?["name"])
             }
             if let other = locations[account.location] {
                 throw reader.error(.duplicate, path + ".location", "\(Excerpt.quoted(account.location)) is already the location of accounts[\(other)]: each account needs its own", at: item.mapping?["location"] ?? item)
             }
-            if let vaultDirectory = vault.local?.directory,
+            if account.driver != .postgres, let vaultDirectory = vault.local?.directory,
                SyncerConfiguration.AccountSettings.overlaps(account.location, vaultDirectory) {
                 throw reader.error(.invalidValue, path + ".location", "\(Excerpt.quoted(account.location)) overlaps the vault directory \(Excerpt.quoted(vaultDirectory)) (symbolic links resolved): keep account data outside the vault", at: item.mapping?["location"] ?? item)
             }
@@ -52,15 +53,16 @@ extension ConfigurationDecoder {
         var driver = SyncerConfiguration.DriverKind(rawValue: kind.defaultDriver) ?? .directory
         if let driverNode = section["driver"] {
             let drivers = SyncerConfiguration.DriverKind.allCases.map(\.rawValue)
-            let text = try reader.string(driverNode, at: path + ".driver", expected: "a storage driver (accepted: \(drivers.joined(separator: ", ")))")
-            if Self.unavailableDrivers.contains(text) {
-                throw reader.error(.unavailable, path + ".driver", "driver \(Excerpt.quoted(text)) is not available in this build (accepted: \(drivers.joined(separator: ", ")))", at: driverNode)
-            }
             driver = try SyncerConfiguration.DriverKind(rawValue: reader.choice(driverNode, at: path + ".driver", noun: "a storage driver", accepted: drivers))!
         }
 
         let location: String
-        if let locationNode = section["location"] {
+        if driver == .postgres {
+            if let locationNode = section["location"] {
+                throw reader.error(.invalidValue, path + ".location", "is not used by the postgres driver: the account's rows are keyed by its name in the postgres database; remove location", at: locationNode)
+            }
+            location = "postgres:" + name
+        } else if let locationNode = section["location"] {
             location = try reader.path(locationNode, at: path + ".location", base: stateDirectory)
         } else {
             location = PathSyntax.normalise(stateDirectory + "/accounts/" + name + (driver == .sqlite ? ".sqlite" : ""))

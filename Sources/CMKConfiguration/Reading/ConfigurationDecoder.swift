@@ -32,7 +32,8 @@ struct ConfigurationDecoder {
         guard let accountsNode = top["accounts"] else {
             throw reader.error(.missingKey, "accounts", "is required: a list of at least one account with name, kind, driver and location", at: nil)
         }
-        let accounts = try decodeAccounts(accountsNode, vault: vault)
+        let postgres = try top["postgres"].map { (n) throws(ConfigurationError) in try decodePostgres(n) }
+        let accounts = try decodeAccounts(accountsNode, vault: vault, postgres: postgres)
         let cache = try decodeCache(top["cache"])
         let sync = try decodeSync(top["sync"])
         let logging = try decodeLogging(top["logging"])
@@ -40,7 +41,7 @@ struct ConfigurationDecoder {
         let metrics = try top["metrics"].map { (n) throws(ConfigurationError) in try decodeMetrics(n) }
         return SyncerConfiguration(file: file, stateDirectory: stateDirectory, runtimeDirectory: runtimeDirectory,
                                    vault: vault, accounts: accounts, sync: sync, cache: cache, logging: logging, events: events,
-                                   metrics: metrics)
+                                   metrics: metrics, postgres: postgres)
     }
 
     /// `state-directory` or `runtime-directory`: the file's value, else the first entry of the
