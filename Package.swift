@@ -224,7 +224,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "cmk-crashtest",
-            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage"],
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKPostgresStorage"],
             swiftSettings: strict
         ),
         .target(name: "CMKDirectoryStorage", dependencies: ["CMKCore"], swiftSettings: strict),
@@ -389,7 +389,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CMKCrashTests",
-            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage"],
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKLocalVault", "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKTesting"],
             swiftSettings: strict
         ),
     ]

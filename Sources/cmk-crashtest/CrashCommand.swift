@@ -57,7 +57,7 @@ enum CrashCommand {
     }
 
     private static func usage() -> Int32 {
-        FileHandle.standardError.write(Data("usage: cmk-crashtest setup|rebind|read-all|sweep|verify <root> <directory|sqlite>, or rotate <root>\n".utf8))
+        FileHandle.standardError.write(Data("usage: cmk-crashtest setup|rebind|read-all|sweep|verify <root> <directory|sqlite|postgres>, or rotate <root>\n".utf8))
         return 64
     }
 }

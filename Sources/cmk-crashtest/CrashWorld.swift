@@ -3,6 +3,7 @@ import CMKCore
 import CMKDirectoryStorage
 import CMKEnvelope
 import CMKLocalVault
+import CMKPostgresStorage
 import CMKSQLiteStorage
 import Foundation
 
@@ -33,7 +34,8 @@ struct CrashWorld {
         switch driver {
         case "directory": storage = try DirectoryStorageDriver(directory: root + "/data", account: Self.accountName)
         case "sqlite": storage = try SQLiteStorageDriver(path: root + "/account.sqlite", account: Self.accountName)
-        default: throw StorageError(.misconfigured, "unknown driver '\(driver)'; use directory or sqlite")
+        case "postgres": storage = PostgresStorageDriver(store: try PostgresStore(try Self.postgres(root: root)), account: Self.accountName)
+        default: throw StorageError(.misconfigured, "unknown driver '\(driver)'; use directory, sqlite or postgres")
         }
         account = Account(name: Self.accountName, kind: .file, driver: storage, key: try Self.keyReference())
         let clock = SystemWallClock()
@@ -42,6 +44,20 @@ struct CrashWorld {
         var plane = DataPlane(resolver: resolver)
         plane.segmentSize = Self.segmentSize
         self.plane = plane
+    }
+
+    /// The postgres world's server from `$CMK_CRASHTEST_POSTGRES` (`socket-directory|port|user|password-file`)
+    /// and its database from `<root>/postgres.database`, which the harness writes (a copied world
+    /// gets its own database, made from the original's as a template).
+    static func postgres(root: String) throws -> PostgresStorageConfiguration {
+        let parts = (ProcessInfo.processInfo.environment["CMK_CRASHTEST_POSTGRES"] ?? "").split(separator: "|").map(String.init)
+        guard parts.count == 4, let port = Int(parts[1]),
+              let database = try? String(contentsOfFile: root + "/postgres.database", encoding: .utf8) else {
+            throw StorageError(.misconfigured, "the postgres driver needs CMK_CRASHTEST_POSTGRES=socket-directory|port|user|password-file and <root>/postgres.database")
+        }
+        return PostgresStorageConfiguration(endpoint: .unixSocket(directory: parts[0], port: port),
+                                            database: database.trimmingCharacters(in: .whitespacesAndNewlines), user: parts[2],
+                                            passwordFile: parts[3], poolSize: 2)
     }
 
     /// Creates everything from nothing: master key, vault, key, first keyring, the objects.

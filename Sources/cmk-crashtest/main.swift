@@ -2,7 +2,8 @@ import Foundation
 
 // cmk-crashtest: the child process of the crash-safety harness (Tests/CMKCrashTests).
 //
-//   cmk-crashtest setup    <root> <directory|sqlite>   master key, local vault, key, keyring, objects
+//   cmk-crashtest setup    <root> <directory|sqlite|postgres>   master key, local vault, key, keyring, objects
+//                          (postgres: CMK_CRASHTEST_POSTGRES and <root>/postgres.database, see CrashWorld.postgres)
 //   cmk-crashtest rotate   <root>                      rotate the key in the local vault
 //   cmk-crashtest rebind   <root> <driver>             rebind the account to the current version
 //   cmk-crashtest read-all <root> <driver>             read every object (lazy re-encryption), check content

@@ -7,7 +7,7 @@ import Testing
 /// then checks in fresh processes that nothing was lost and that rerunning the operation finishes it.
 @Suite("Crash safety with real process kills")
 struct CrashSafetyTests {
-    static let drivers = ["directory", "sqlite"]
+    static let drivers = ["directory", "sqlite", "postgres"]
     /// Random-time kills per operation and driver.
     static let randomKills = 6
 
@@ -32,10 +32,11 @@ struct CrashSafetyTests {
     func killAtEveryStep(driver: String) async throws {
         let work = try Workspace()
         let rotated = work.path("rotated")
+        try Worlds.prepare(rotated, driver: driver)
         try await expectSuccess(["setup", rotated, driver])
         try await expectSuccess(["rotate", rotated])
         let rebound = work.path("rebound")
-        try await ChildProcess.copy(rotated, to: rebound)
+        try await Worlds.copy(rotated, to: rebound, driver: driver)
         try await expectSuccess(["rebind", rebound, driver])
         let start = try await verify(rebound, driver)
         #expect(start.ok && start.boundToCurrent && start.underActiveDEK == 0, "objects should start under the old DEK: \(start)")
@@ -73,6 +74,7 @@ struct CrashSafetyTests {
     func concurrentRebinds(driver: String) async throws {
         let work = try Workspace()
         let root = work.path("shared")
+        try Worlds.prepare(root, driver: driver)
         try await expectSuccess(["setup", root, driver])
         for _ in 1...3 {
             try await expectSuccess(["rotate", root])
@@ -95,7 +97,7 @@ struct CrashSafetyTests {
     /// Runs `operation` once on a copy with `CMK_CRASH_TRACE`: the points it hits, how often, and how long it took.
     private func trace(_ operation: Operation, driver: String, in work: Workspace) async throws -> ([String: Int], Duration) {
         let root = work.path("trace-\(operation.command)")
-        try await ChildProcess.copy(operation.start, to: root)
+        try await Worlds.copy(operation.start, to: root, driver: driver)
         let traceFile = work.path("trace-\(operation.command).log")
         let clock = ContinuousClock()
         let began = clock.now
@@ -112,7 +114,7 @@ struct CrashSafetyTests {
                            environment: [String: String] = [:], killAfter: Duration? = nil) async throws {
         let label = "\(operation.command) " + (environment["CMK_CRASH_AT"].map { "at \($0)" } ?? "killed after \(killAfter!)")
         let root = work.path("case")
-        try await ChildProcess.copy(operation.start, to: root)
+        try await Worlds.copy(operation.start, to: root, driver: driver)
         defer { try? FileManager.default.removeItem(atPath: root) }
 
         let crashed = try await ChildProcess.run([operation.command, root, driver], environment: environment, killAfter: killAfter)
