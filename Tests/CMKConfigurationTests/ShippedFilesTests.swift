@@ -25,6 +25,14 @@ struct ShippedFilesTests {
         #expect(configuration.accounts.map(\.driver) == configuration.accounts.map { SyncerConfiguration.DriverKind(rawValue: $0.kind.defaultDriver) })
     }
 
+    @Test("the postgres example parses: postgres accounts in one database, the password from a credential")
+    func postgresExampleParses() throws {
+        let configuration = try SyncerConfiguration.load(path: Fixture.packageRoot + "/config/cmk-syncer.postgres.example.yaml", environment: [:])
+        #expect(configuration.accounts.map(\.driver) == [.postgres, .postgres, .directory])
+        #expect(configuration.postgres?.password == .credential("cmk-postgres"))
+        #expect(configuration.postgres?.tls == .verifyFull)
+    }
+
     @Test func exampleParses() throws {
         let configuration = try SyncerConfiguration.load(path: Fixture.packageRoot + "/config/cmk-syncer.example.yaml", environment: [:])
         #expect(configuration.vault.local?.masterKey == .credential("vault-master-key"))
