@@ -338,7 +338,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CMKSyncerTests",
-            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKTesting", "CMKLocalVault"],
+            dependencies: ["CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKTesting", "CMKLocalVault", "CMKPostgresStorage"],
             swiftSettings: strict
         ),
         .testTarget(
