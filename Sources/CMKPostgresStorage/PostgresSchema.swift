@@ -72,7 +72,7 @@ enum PostgresSchema {
     /// Applies the missing migrations in one transaction; refuses a database from a newer cmk-syncer.
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
         try await PostgresStore.transaction(on: connection, logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
+            for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger) {}
             try await connection.query("""
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     version integer PRIMARY KEY,

@@ -131,7 +131,8 @@ extension PostgresStorageDriver {
     static func lockObject(_ connection: PostgresConnection, account: String, name: ObjectName, logger: Logger) async throws {
         let key = account + "/" + name.value  // unambiguous: account names hold no '/'
 
-        try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
+        // A SELECT's error (a statement timeout while waiting for the lock) arrives with its rows: consume them.
+        for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger) {}
     }
 
     static func currentRevision(_ connection: PostgresConnection, account: String, name: ObjectName, logger: Logger) async throws -> ObjectRevision? {

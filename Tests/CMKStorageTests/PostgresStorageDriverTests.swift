@@ -1,5 +1,5 @@
 import CMKCore
-import CMKPostgresStorage
+@testable import CMKPostgresStorage
 import CMKTesting
 import Foundation
 import Testing
@@ -98,5 +98,29 @@ struct PostgresStorageDriverTests {
         await store.shutdown()
         chmod(wrong, 0o644)
         #expect(throws: StorageError.self) { try PostgresStore(configuration) }
+    }
+
+    @Test("a statement over statement-timeout is storage.io naming SQLSTATE 57014; a full pool is storage.io after the deadline")
+    func statementTimeoutAndFullPool() async throws {
+        let server = try PostgresServer.shared()
+        let store = try PostgresStore(Self.configuration(server, poolSize: 1, statementTimeout: .seconds(1)))
+        let slow = await storageError { try await store.withConnection("sleep") { connection in
+            for try await _ in try await connection.query("SELECT pg_sleep(3)", logger: store.logger) {}
+        } }
+        #expect(slow?.code == .io && slow?.reason.contains("SQLSTATE 57014") == true, "\(String(describing: slow))")
+
+        // The pool's one connection is busy (a statement under the timeout, held past the deadline by
+        // a chain of them); a second operation waits for it and gives up at the deadline.
+        let holder = Task { try? await store.withConnection("hold") { connection in
+            for _ in 0..<16 { for try await _ in try await connection.query("SELECT pg_sleep(0.9)", logger: store.logger) {} }
+        } }
+        try await Task.sleep(for: .milliseconds(300))
+        let clock = ContinuousClock()
+        let began = clock.now
+        let waited = await storageError { _ = try await PostgresStorageDriver(store: store, account: "pool").readKeyring() }
+        #expect(waited?.code == .io && waited?.reason.contains("took longer than") == true, "\(String(describing: waited))")
+        #expect(clock.now - began < .seconds(13), "the deadline is connect 5 s + statement 1 s + 5 s")
+        _ = await holder.value
+        await store.shutdown()
     }
 }
