@@ -60,7 +60,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         // The postgres storage driver (CMKPostgresStorage): PostgresNIO only, no postgres-kit or fluent.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
-        // The daemon's /metrics (CMKMetrics): swift-metrics' API, exported by swift-prometheus; not linked by cmkctl.
+        // The daemon's /metrics (CMKMetrics): swift-metrics' API, exported by swift-prometheus; cmkctl links neither CMKMetrics nor Prometheus.
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],

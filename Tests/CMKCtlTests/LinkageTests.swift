@@ -9,8 +9,10 @@ struct LinkageTests {
     @Test("the cmkctl binary holds no CMKDaemon or CMKVaultService symbol; cmk-syncer holds CMKDaemon's (the check can see them)")
     func noDaemonModule() throws {
         let ctl = try Data(contentsOf: URL(fileURLWithPath: try Harness.binary("cmkctl")))
-        // Nor the daemon's metrics (CMKMetrics, swift-metrics' CoreMetrics, swift-prometheus): issue 19.
-        for module in ["CMKDaemon", "CMKVaultService", "Hummingbird", "CMKMetrics", "CoreMetrics", "Prometheus"] {
+        // Nor the daemon's metrics (CMKMetrics, swift-prometheus): issue 19. swift-metrics' API (CoreMetrics)
+        // comes in with postgres-nio, which cmkctl links for postgres accounts through CMKHost; without a
+        // backend bootstrapped (cmkctl installs none) its counters record nothing.
+        for module in ["CMKDaemon", "CMKVaultService", "Hummingbird", "CMKMetrics", "Prometheus"] {
             // Swift mangles a module name as its length then the name: 9CMKDaemon, 15CMKVaultService.
             let mangled = "\(module.utf8.count)\(module)"
             #expect(ctl.range(of: Data(mangled.utf8)) == nil, "cmkctl links \(module)")
