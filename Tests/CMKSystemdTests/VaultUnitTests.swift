@@ -147,8 +147,16 @@ struct VaultUnitTests {
         let fieldsOfEntry = entry.stdout.split(separator: "\n").first.flatMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
         }
-        let listenedAt = try #require((fieldsOfEntry?["__MONOTONIC_TIMESTAMP"] as? String).flatMap { UInt64($0) },
-                                      "no 'listening' entry with a monotonic time in the journal: \(entry.stdout)\(entry.stderr)")
+        // journald stamps an entry when it reads it, which can be after the manager has handled the
+        // READY=1 sent just after it; the time the service sent it is _SOURCE_REALTIME_TIMESTAMP (the
+        // datagram's kernel timestamp on the native socket), carried onto the monotonic clock by the
+        // receive time's two clocks.
+        func time(_ name: String) -> Int64? { (fieldsOfEntry?[name] as? String).flatMap { Int64($0) } }
+        let received = try #require(time("__MONOTONIC_TIMESTAMP"), "no 'listening' entry with a monotonic time in the journal: \(entry.stdout)\(entry.stderr)")
+        let sentBefore = try #require(time("__REALTIME_TIMESTAMP").flatMap { realtime in time("_SOURCE_REALTIME_TIMESTAMP").map { realtime - $0 } },
+                                      "the 'listening' entry has no _SOURCE_REALTIME_TIMESTAMP (not sent through the native journal socket?): \(entry.stdout)")
+        #expect(sentBefore >= 0 && sentBefore < 5_000_000, "journald read the entry \(sentBefore) µs after it was sent")
+        let listenedAt = UInt64(max(0, received - sentBefore))
         let activeAt = try #require(started["ActiveEnterTimestampMonotonic"].flatMap { UInt64($0) })
         #expect(listenedAt <= activeAt, "the unit became active (\(activeAt) µs) before the service was listening (\(listenedAt) µs): READY=1 was not waited for")
 
