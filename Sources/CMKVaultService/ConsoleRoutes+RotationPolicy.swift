@@ -104,7 +104,7 @@ extension ConsoleRoutes {
         console.get("keys/:name/rotation-policy") { request, context in
             try await page(request, context: context, roles: sp) { signed in
                 try await policyPage(signed, context: context, name: try context.parameters.require("name"), typed: nil, refusal: nil,
-                                     saved: request.uri.queryParameters["saved"] == "1")
+                                     saved: request.uri.queryParameters["saved"].flatMap { Int($0) })
             }
         }
         console.post("keys/:name/rotation-policy") { request, context in
@@ -113,19 +113,29 @@ extension ConsoleRoutes {
                 let typed = PolicyForm(form: form)
                 let answer = try await api(signed, context).call(.put, "/keys/\(Self.pathName(name))/rotationpolicy", body: typed.requestBody)
                 guard answer.ok else {
-                    var page = try await policyPage(signed, context: context, name: name, typed: typed, refusal: answer.message, saved: false)
+                    var page = try await policyPage(signed, context: context, name: name, typed: typed, refusal: answer.message, saved: nil)
                     page.role = signed.principal.role
                     page.csrf = signed.csrf
                     return page.response(status: .init(code: answer.status))
                 }
-                return ConsolePage.redirect("/console/keys/\(Self.pathName(name))/rotation-policy?saved=1")
+                // The redirect names the policy's `updated` time from the PUT's answer: the page says
+                // "Saved" only while the stored policy still carries it, so a crafted or stale link
+                // (`?saved=…` by hand, or after someone else's change) claims no save.
+                let updated = Self.policyUpdated(answer.json).map { "?saved=\($0)" } ?? ""
+                return ConsolePage.redirect("/console/keys/\(Self.pathName(name))/rotation-policy\(updated)")
             }
         }
     }
 
+    /// `attributes.updated` of a rotation policy as the keys API answers it (Unix seconds).
+    static func policyUpdated(_ policy: [String: Any]?) -> Int? {
+        ((policy?["attributes"] as? [String: Any])?["updated"] as? NSNumber)?.intValue
+    }
+
     /// The policy as stored (or the API's refusal to read it), "Saved" after a change, and the form:
-    /// filled in with `typed` after a refusal, else with the stored policy.
-    func policyPage(_ signed: Signed, context: VaultRequestContext, name: String, typed: PolicyForm?, refusal: String?, saved: Bool) async throws -> ConsolePage {
+    /// filled in with `typed` after a refusal, else with the stored policy. `saved` is the `updated`
+    /// time the save redirected with: "Saved" shows only when the stored policy still has it.
+    func policyPage(_ signed: Signed, context: VaultRequestContext, name: String, typed: PolicyForm?, refusal: String?, saved: Int?) async throws -> ConsolePage {
         let keyPath = "/console/keys/\(Self.pathName(name))"
         let stored = try await api(signed, context).call(.get, "/keys/\(Self.pathName(name))/rotationpolicy")
         guard stored.ok else {
@@ -139,7 +149,7 @@ extension ConsoleRoutes {
         if let refusal {
             let about = invalid.isEmpty ? "" : "<strong>" + invalid.sorted { $0.rawValue < $1.rawValue }.map { ConsolePage.escape($0.label) }.joined(separator: ", ") + "</strong>: "
             notice = "<p class=\"warning\" role=\"alert\" id=\"policy-error\">\(about)\(ConsolePage.escape(refusal)) Nothing was changed.</p>"
-        } else if saved {
+        } else if let saved, saved == Self.policyUpdated(stored.json) {
             notice = "<p class=\"notice\" role=\"status\">Saved. This is the key's rotation policy now.</p>"
         }
         func input(_ field: PolicyForm.Field, example: String) -> String {

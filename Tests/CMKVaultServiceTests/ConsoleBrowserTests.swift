@@ -74,6 +74,8 @@ import Testing
         // a POST without the CSRF token change nothing; the administrator may neither open nor post it.
         #expect(out["adminPolicyPage"] as? Int == 403 && out["adminPolicyPost"] as? Int == 403, "\(context)")
         #expect((out["policySaved"] as? String)?.hasPrefix("Saved.") == true, "\(context)")
+        #expect((out["policySavedURL"] as? String).map { $0.contains("?saved=") && !$0.hasSuffix("?saved=1") } == true, "the redirect names the policy's updated time: \(context)")
+        #expect(out["policyCraftedSaved"] as? Int == 0, "a crafted ?saved= link claimed a save: \(context)")
         #expect(out["policyShown"] as? [String] == ["Rotate: P90D after creation", "Notify: P30D before expiry"], "\(context)")
         let stored = try #require(out["policyStored"] as? [String: Any], "\(context)")
         #expect(stored["status"] as? Int == 200 && stored["expiryTime"] as? String == "P1Y", "\(stored)")

@@ -320,6 +320,12 @@ try:
     out["policyShown"] = [item.text for item in driver.find_elements(By.XPATH, "//main/ul/li")]
     visit("rotation-policy")
     out["policyStored"] = stored_policy()
+    # A link claiming a save that did not happen (`?saved=` with another time) shows no "Saved".
+    saved_url = driver.current_url
+    driver.get(URL + f"/console/keys/{KEY}/rotation-policy?saved=1")
+    out["policyCraftedSaved"] = len(driver.find_elements(By.CLASS_NAME, "notice"))
+    out["policySavedURL"] = saved_url
+    driver.get(saved_url)
     # A bad duration: the keys API's message naming the field, what was typed kept, nothing stored.
     fill("rotateAfterCreate", "P90X")
     click("Save rotation policy")
