@@ -4,7 +4,8 @@
 // operation of the local vault (docs/architecture.md, "Cryptography") and AES-256-GCM under its
 // master key, both with their keys in memory that core dumps leave out (CMKCore's SecretMemory
 // is libcrypto's allocator); the envelope's per-object HKDF and its random draw (getrandom).
-// Everything else uses swift-crypto. These helpers keep OpenSSL's types and macros out of the Swift code, and leave
+// The envelope's segments use swift-crypto's BoringSSL directly (boringssl_aead.h, same module);
+// everything else uses swift-crypto. These helpers keep OpenSSL's types and macros out of the Swift code, and leave
 // OpenSSL's per-thread error queue empty after every failure so that nothing leaks between calls.
 #include <openssl/err.h>
 #include <openssl/evp.h>

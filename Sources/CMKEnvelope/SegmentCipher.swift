@@ -1,6 +1,5 @@
 import CLibcrypto
 import CMKCore
-import Crypto
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +16,8 @@ struct SegmentCipher: Sendable {
     let header: EnvelopeHeader
     let headerBytes: [UInt8]
     let objectTag: [UInt8]
-    private let objectKey: SymmetricKey
+    /// AES-256-GCM keyed once with the object key, for every segment of the object.
+    private let context: GCMContext
     /// A segment's associated data, header || frame header: the header once per object, the
     /// frame's 17 bytes rewritten in place for each segment (no concatenation per segment).
     private var associatedData: [UInt8]
@@ -29,7 +29,7 @@ struct SegmentCipher: Sendable {
         self.header = header
         self.headerBytes = header.encoded()
         self.objectTag = header.objectTag
-        self.objectKey = Self.objectKey(dek: dek, salt: header.salt)
+        self.context = Self.objectKey(dek: dek, salt: header.salt)
         associatedData = headerBytes + [UInt8](repeating: 0, count: Self.frameHeaderLength)
         associatedData.replaceSubrange((associatedData.count - 8)..., with: objectTag)
         nonceBytes = header.noncePrefix + [0, 0, 0, 0, 0]
@@ -37,22 +37,22 @@ struct SegmentCipher: Sendable {
 
     /// HKDF-SHA-256(IKM = DEK, salt, info = "cmk-syncer object key v1", L = 32) in libcrypto,
     /// reading the DEK where it lies in secret memory; the 32 bytes pass through a wiped stack
-    /// buffer into swift-crypto's key, which holds them for this object (as before).
-    static func objectKey(dek: SecretBytes, salt: [UInt8]) -> SymmetricKey {
+    /// buffer into the AES-GCM context's key schedule, which BoringSSL wipes when it is freed.
+    static func objectKey(dek: SecretBytes, salt: [UInt8]) -> GCMContext {
         withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { buffer in
             defer { explicit_bzero(buffer.baseAddress!, buffer.count) }
+            let key = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let derived = dek.withUnsafeBytes { ikm in
                 salt.withUnsafeBytes { salt in
                     keyInfo.withUnsafeBytes { info in
                         cmk_hkdf_sha256(ikm.baseAddress?.assumingMemoryBound(to: UInt8.self), ikm.count,
                                         salt.baseAddress?.assumingMemoryBound(to: UInt8.self), salt.count,
-                                        info.baseAddress?.assumingMemoryBound(to: UInt8.self), info.count,
-                                        buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), 32)
+                                        info.baseAddress?.assumingMemoryBound(to: UInt8.self), info.count, key, 32)
                     }
                 }
             }
             precondition(derived == 1, "HKDF-SHA-256 refused a 32-byte salt")
-            return SymmetricKey(data: UnsafeRawBufferPointer(buffer))
+            return GCMContext(key: key)
         }
     }
 
@@ -75,37 +75,55 @@ struct SegmentCipher: Sendable {
         }
     }
 
-    private var nonce: AES.GCM.Nonce { try! AES.GCM.Nonce(data: nonceBytes) }
-
     /// The bytes a sealed object of `plaintextCount` bytes takes after its header.
     static func sealedSize(plaintextCount: Int, segmentSize: Int) -> Int {
         let segments = max(1, (plaintextCount + segmentSize - 1) / segmentSize)
         return plaintextCount + segments * (frameHeaderLength + tagLength)
     }
 
-    /// One complete frame appended to `out`: frame header, ciphertext, tag. swift-crypto returns
-    /// the ciphertext in a buffer of its own, so each byte is copied once more, into `out`.
+    /// One complete frame appended to `out`: frame header, ciphertext, tag. The plaintext is
+    /// copied to its place in `out` and encrypted there: one pass over the bytes besides the AES-GCM one.
     mutating func seal(_ plaintext: UnsafeRawBufferPointer, index: UInt32, final: Bool, into out: inout [UInt8]) {
         prepare(index: index, final: final, length: plaintext.count)
-        let box = try! AES.GCM.seal(plaintext, using: objectKey, nonce: nonce, authenticating: associatedData)
         out.append(contentsOf: associatedData[headerBytes.count...])
-        box.ciphertext.withUnsafeBytes { out.append(contentsOf: $0) }
-        box.tag.withUnsafeBytes { out.append(contentsOf: $0) }
+        let start = out.count
+        out.append(contentsOf: plaintext)
+        out.append(contentsOf: Self.emptyTag)
+        let sealed = withParameters { nonce, ad in
+            out.withUnsafeMutableBufferPointer { buffer in
+                let body = buffer.baseAddress! + start
+                return cmk_gcm_seal(context.pointer, nonce, ad.baseAddress, ad.count, body, plaintext.count, body, body + plaintext.count)
+            }
+        }
+        precondition(sealed == 1, "AES-256-GCM refused to seal a segment")
     }
 
     /// Decrypts one segment whose frame header has already been checked (so it is the one
-    /// ``prepare(index:final:length:)`` writes); appends the plaintext to `out`.
+    /// ``prepare(index:final:length:)`` writes); appends the plaintext to `out`, or nothing if
+    /// the segment fails authentication.
     mutating func open(ciphertext: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer, index: UInt32, final: Bool,
                        into out: inout [UInt8]) throws(EnvelopeError) {
         prepare(index: index, final: final, length: ciphertext.count)
-        do {
-            let box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: ciphertext, tag: tag)
-            let plaintext = try AES.GCM.open(box, using: objectKey, authenticating: associatedData)
-            plaintext.withUnsafeBytes { out.append(contentsOf: $0) }
-        } catch {
+        let start = out.count
+        out.append(contentsOf: ciphertext)
+        let opened = withParameters { nonce, ad in
+            out.withUnsafeMutableBufferPointer { buffer in
+                let body = buffer.baseAddress! + start
+                return cmk_gcm_open(context.pointer, nonce, ad.baseAddress, ad.count, body, ciphertext.count,
+                                    tag.baseAddress!.assumingMemoryBound(to: UInt8.self), body)
+            }
+        }
+        guard opened == 1 else {
+            out.removeSubrange(start...)
             throw EnvelopeError(.authenticationFailed,
                                 "segment \(index) failed authentication: the object or its header was modified, or the DEK is wrong")
         }
+    }
+
+    private static let emptyTag = [UInt8](repeating: 0, count: tagLength)
+
+    private func withParameters<R>(_ body: (UnsafePointer<UInt8>, UnsafeBufferPointer<UInt8>) -> R) -> R {
+        nonceBytes.withUnsafeBufferPointer { nonce in associatedData.withUnsafeBufferPointer { body(nonce.baseAddress!, $0) } }
     }
 
     /// Runs `body` over the bytes of `bytes` without copying them when they are contiguous.
@@ -118,4 +136,18 @@ struct SegmentCipher: Sendable {
             do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
         }.get()
     }
+}
+
+/// One AES-256-GCM context (BoringSSL's `EVP_AEAD_CTX`, CLibcrypto's boringssl_aead.h) keyed with
+/// an object key: set up once per object, used for every segment, freed (and wiped) with the
+/// object's sealer or opener. Seal and open only read it, so copies of a sealer may share it.
+final class GCMContext: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(key: UnsafePointer<UInt8>) {
+        guard let pointer = cmk_gcm_new(key) else { preconditionFailure("BoringSSL refused a 32-byte AES-256-GCM key") }
+        self.pointer = pointer
+    }
+
+    deinit { cmk_gcm_free(pointer) }
 }

@@ -8,7 +8,7 @@ import Testing
 /// The envelope as sealed before issue 20 (item 2) made small objects fast: swift-crypto's HKDF
 /// and AES-GCM, one call each, built from docs/envelope-format.md alone. The fast path must
 /// write the same bytes and open what this writes.
-private enum ReferenceEnvelope {
+enum ReferenceEnvelope {
     static func seal(_ plaintext: [UInt8], dek: [UInt8], dekID: DEKID, account: String, object: String,
                      segmentSize: Int, salt: [UInt8], noncePrefix: [UInt8]) throws -> [UInt8] {
         func be16(_ value: Int) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
