@@ -181,15 +181,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The daemon's Prometheus metrics (docs/metrics.md): the catalogue of names, help and labels, the
-        // swift-metrics factory over swift-prometheus's registry, the report/process collectors. Daemon only.
+        // The Prometheus metrics of the daemon and cmk-vault (docs/metrics.md): the catalogue of names, help and labels, the
+        // swift-metrics factory over swift-prometheus's registry, the report/process collectors, the plain-HTTP /metrics
+        // endpoint and the small local HTTP listener it shares with the daemon's event receiver. Never linked by cmkctl.
         .target(
             name: "CMKMetrics",
             dependencies: [
-                "CMKCore", "CMKEnvelope", "CMKSyncer",
+                "CMKCore", "CMKEnvelope", "CMKSyncer", "CMKConfiguration",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -260,6 +265,8 @@ let package = Package(
             name: "CMKVaultService",
             dependencies: [
                 "CMKCore", "CMKIdentity", "CMKConfiguration", "CMKSystemd", "CMKEntra", "CMKVaultLog", "CMKKeyVaultAPI", "CMKLocalVault",
+                // Its /metrics on metrics.listen (issue 19): the same catalogue, factory and endpoint as the daemon's.
+                "CMKMetrics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

@@ -96,7 +96,7 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
     public static let defaultStateDirectory = "/var/lib/cmk-vault"
     public static let defaultConfigurationPath = "/etc/cmk-vault/cmk-vault.yaml"
     /// The keys of the top level.
-    public static let topLevelKeys = ["state-directory", "public-url", "listen", "tls", "vault", "limits", "authentication", "logging", "events"]
+    public static let topLevelKeys = ["state-directory", "public-url", "listen", "tls", "vault", "limits", "authentication", "logging", "events", "metrics"]
 
     /// The file read, absolute.
     public var file: String
@@ -113,6 +113,9 @@ public struct VaultServiceConfiguration: Sendable, Hashable {
     public var logging: SyncerConfiguration.Logging
     /// `events`: the key-event subscriptions; nil when the file has none.
     public var events: Events?
+    /// `metrics` (mapping, optional; absent: off): Prometheus metrics on `metrics.listen`, plain HTTP on
+    /// loopback or a unix socket, never the HTTPS port (the daemon's forms; docs/metrics.md).
+    public var metrics: SyncerConfiguration.Metrics?
 
     /// Reads and validates the file at `path` (the same access rule as the daemon's configuration).
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> VaultServiceConfiguration {

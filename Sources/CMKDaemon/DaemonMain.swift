@@ -97,7 +97,10 @@ public enum DaemonMain {
             scheduler: scheduler, notifier: notifier, logger: logger, once: once, metrics: metrics)
         var endpoint: MetricsEndpoint?
         if let metrics, let settings = configuration.metrics {
-            let candidate = MetricsEndpoint(listen: settings.listen, metrics: metrics, logger: logger) { service.scrapeSources }
+            let candidate = MetricsEndpoint(listen: settings.listen, logger: logger) {
+                let (cache, probe) = service.scrapeSources
+                return metrics.exposition(cache: cache, probe: probe)
+            }
             do {
                 try await candidate.start()
                 endpoint = candidate

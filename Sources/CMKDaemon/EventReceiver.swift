@@ -1,5 +1,6 @@
 import CMKConfiguration
 import CMKCore
+import CMKMetrics
 import Foundation
 import Logging
 import NIOCore

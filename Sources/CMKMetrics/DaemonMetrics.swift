@@ -16,43 +16,24 @@ public final class DaemonMetrics: VaultObserver, Sendable {
         var accountSeries: Set<[String]> = []
         var cache: (identity: ObjectIdentifier, statistics: DEKCache.Statistics)?
         var probe: ProbeStatus?
-        var cpuSeconds = 0.0
         var lastSuccess: Date?
     }
 
     private let state = Mutex(State())
-    private let process = ProcessStatistics()
+    private let process: ProcessMetricsCollector
 
     public init(factory: CatalogueMetricsFactory = CatalogueMetricsFactory()) {
         self.factory = factory
+        process = ProcessMetricsCollector(factory: factory)
         // Series an alert expects before the first pass: zeros, not absence.
         for outcome in OverallState.allMetricLabels {
-            counter(MetricCatalogue.passes, ["outcome": outcome]).increment(by: 0)
-            gauge(MetricCatalogue.passOutcome, ["outcome": outcome]).record(0)
+            factory.counter(MetricCatalogue.passes, ["outcome": outcome]).increment(by: 0)
+            factory.gauge(MetricCatalogue.passOutcome, ["outcome": outcome]).record(0)
         }
-        gauge(MetricCatalogue.keyPulled).record(0)
-        gauge(MetricCatalogue.lastSuccessfulPass).record(0)
-        counter(MetricCatalogue.throttlePause).increment(by: 0)
-        for layer in VaultRetryLayer.allCases { counter(MetricCatalogue.vaultRetries, ["layer": layer.rawValue]).increment(by: 0) }
-        if let start = process.startTime { gauge(MetricCatalogue.processStart).record(start) }
-    }
-
-    // MARK: Handles
-
-    private func dimensions(_ definition: MetricDefinition, _ labels: [String: String]) -> [(String, String)] {
-        definition.labels.map { ($0, labels[$0] ?? "") }
-    }
-
-    private func counter(_ definition: MetricDefinition, _ labels: [String: String] = [:]) -> FloatingPointCounter {
-        FloatingPointCounter(label: definition.name, dimensions: dimensions(definition, labels), factory: factory)
-    }
-
-    private func gauge(_ definition: MetricDefinition, _ labels: [String: String] = [:]) -> Gauge {
-        Gauge(label: definition.name, dimensions: dimensions(definition, labels), factory: factory)
-    }
-
-    private func timer(_ definition: MetricDefinition, _ labels: [String: String] = [:]) -> CoreMetrics.Timer {
-        CoreMetrics.Timer(label: definition.name, dimensions: dimensions(definition, labels), factory: factory)
+        factory.gauge(MetricCatalogue.keyPulled).record(0)
+        factory.gauge(MetricCatalogue.lastSuccessfulPass).record(0)
+        factory.counter(MetricCatalogue.throttlePause).increment(by: 0)
+        for layer in VaultRetryLayer.allCases { factory.counter(MetricCatalogue.vaultRetries, ["layer": layer.rawValue]).increment(by: 0) }
     }
 
     // MARK: Passes
@@ -60,14 +41,14 @@ public final class DaemonMetrics: VaultObserver, Sendable {
     /// A pass finished with `report`; `interval` is the time to the next pass now in force.
     public func passFinished(_ report: SyncReport, interval: Duration) {
         let outcome = report.state.rawValue
-        counter(MetricCatalogue.passes, ["outcome": outcome]).increment()
-        for other in OverallState.allMetricLabels { gauge(MetricCatalogue.passOutcome, ["outcome": other]).record(other == outcome ? 1 : 0) }
-        timer(MetricCatalogue.passDuration).recordSeconds(max(0, report.finished.timeIntervalSince(report.started)))
-        gauge(MetricCatalogue.lastPassStart).record(report.started.timeIntervalSince1970)
-        gauge(MetricCatalogue.lastPassEnd).record(report.finished.timeIntervalSince1970)
-        if report.state == .ok { gauge(MetricCatalogue.lastSuccessfulPass).record(report.finished.timeIntervalSince1970) }
-        gauge(MetricCatalogue.passInterval).record(interval.timeInterval)
-        if report.retries > 0 { counter(MetricCatalogue.vaultRetries, ["layer": VaultRetryLayer.pass.rawValue]).increment(by: Double(report.retries)) }
+        factory.counter(MetricCatalogue.passes, ["outcome": outcome]).increment()
+        for other in OverallState.allMetricLabels { factory.gauge(MetricCatalogue.passOutcome, ["outcome": other]).record(other == outcome ? 1 : 0) }
+        factory.timer(MetricCatalogue.passDuration).recordSeconds(max(0, report.finished.timeIntervalSince(report.started)))
+        factory.gauge(MetricCatalogue.lastPassStart).record(report.started.timeIntervalSince1970)
+        factory.gauge(MetricCatalogue.lastPassEnd).record(report.finished.timeIntervalSince1970)
+        if report.state == .ok { factory.gauge(MetricCatalogue.lastSuccessfulPass).record(report.finished.timeIntervalSince1970) }
+        factory.gauge(MetricCatalogue.passInterval).record(interval.timeInterval)
+        if report.retries > 0 { factory.counter(MetricCatalogue.vaultRetries, ["layer": VaultRetryLayer.pass.rawValue]).increment(by: Double(report.retries)) }
 
         var series: [[String]: Int] = [:]
         for account in report.accounts {
@@ -78,23 +59,23 @@ public final class DaemonMetrics: VaultObserver, Sendable {
             defer { state.accountSeries = Set(series.keys) }
             return state.accountSeries.subtracting(series.keys)
         }
-        for key in stale { gauge(MetricCatalogue.accounts, Self.accountLabels(key)).record(0) }
-        for (key, count) in series { gauge(MetricCatalogue.accounts, Self.accountLabels(key)).record(count) }
+        for key in stale { factory.gauge(MetricCatalogue.accounts, Self.accountLabels(key)).record(0) }
+        for (key, count) in series { factory.gauge(MetricCatalogue.accounts, Self.accountLabels(key)).record(count) }
         let rebound = report.accounts.filter { $0.outcome.code == .rebound }.count
         let suspended = report.accounts.filter { account in account.suspendedSince.map { $0 >= report.started } ?? false }.count
-        counter(MetricCatalogue.rebinds).increment(by: Double(rebound))
-        counter(MetricCatalogue.suspensions).increment(by: Double(suspended))
+        factory.counter(MetricCatalogue.rebinds).increment(by: Double(rebound))
+        factory.counter(MetricCatalogue.suspensions).increment(by: Double(suspended))
 
-        gauge(MetricCatalogue.keyPulled).record(report.state == .keyPulled ? 1 : 0)
+        factory.gauge(MetricCatalogue.keyPulled).record(report.state == .keyPulled ? 1 : 0)
         if let current = report.versions.first(where: \.current) {
-            if let created = current.created { gauge(MetricCatalogue.currentVersionCreated).record(created.timeIntervalSince1970) }
-            let expiry = gauge(MetricCatalogue.currentVersionExpiry)
+            if let created = current.created { factory.gauge(MetricCatalogue.currentVersionCreated).record(created.timeIntervalSince1970) }
+            let expiry = factory.gauge(MetricCatalogue.currentVersionExpiry)
             if let expires = current.expires { expiry.record(expires.timeIntervalSince1970) } else { expiry.destroy() }
         }
         if report.currentVersion != nil || !report.versions.isEmpty {
-            gauge(MetricCatalogue.versionsReferenced).record(report.versions.filter { !$0.accounts.isEmpty }.count)
-            gauge(MetricCatalogue.versionsSafeToDisable).record(report.versions.filter(\.safeToDisable).count)
-            gauge(MetricCatalogue.versionsDisabledInUse).record(report.versions.filter { $0.enabled == false && !$0.accounts.isEmpty }.count)
+            factory.gauge(MetricCatalogue.versionsReferenced).record(report.versions.filter { !$0.accounts.isEmpty }.count)
+            factory.gauge(MetricCatalogue.versionsSafeToDisable).record(report.versions.filter(\.safeToDisable).count)
+            factory.gauge(MetricCatalogue.versionsDisabledInUse).record(report.versions.filter { $0.enabled == false && !$0.accounts.isEmpty }.count)
         }
     }
 
@@ -105,16 +86,16 @@ public final class DaemonMetrics: VaultObserver, Sendable {
     // MARK: VaultObserver
 
     public func vaultCall(_ operation: String, outcome: VaultCallOutcome, seconds: Double) {
-        counter(MetricCatalogue.vaultRequests, ["operation": operation, "outcome": outcome.rawValue]).increment()
-        timer(MetricCatalogue.vaultRequestDuration, ["operation": operation]).recordSeconds(max(0, seconds))
+        factory.counter(MetricCatalogue.vaultRequests, ["operation": operation, "outcome": outcome.rawValue]).increment()
+        factory.timer(MetricCatalogue.vaultRequestDuration, ["operation": operation]).recordSeconds(max(0, seconds))
     }
 
     public func vaultRetry(_ layer: VaultRetryLayer) {
-        counter(MetricCatalogue.vaultRetries, ["layer": layer.rawValue]).increment()
+        factory.counter(MetricCatalogue.vaultRetries, ["layer": layer.rawValue]).increment()
     }
 
     public func vaultThrottlePaused(seconds: Double) {
-        counter(MetricCatalogue.throttlePause).increment(by: max(0, seconds))
+        factory.counter(MetricCatalogue.throttlePause).increment(by: max(0, seconds))
     }
 
     // MARK: Scrape
@@ -124,7 +105,7 @@ public final class DaemonMetrics: VaultObserver, Sendable {
     public func exposition(cache: DEKCache?, probe: ProbeStatus?) -> [UInt8] {
         if let cache { collect(cache: cache) }
         if let probe { collect(probe: probe) }
-        collectProcess()
+        process.collect()
         return factory.registry.emitToBuffer()
     }
 
@@ -142,10 +123,10 @@ public final class DaemonMetrics: VaultObserver, Sendable {
             defer { state.cache = (identity, statistics) }
             return state.cache?.identity == identity ? state.cache?.statistics : nil
         }
-        counter(MetricCatalogue.dekCacheHits).increment(by: Self.growth(statistics.hits, before?.hits))
-        counter(MetricCatalogue.dekCacheMisses).increment(by: Self.growth(statistics.misses, before?.misses))
-        counter(MetricCatalogue.dekCacheEvictions).increment(by: Self.growth(statistics.evictions, before?.evictions))
-        gauge(MetricCatalogue.dekCacheEntries).record(statistics.entries)
+        factory.counter(MetricCatalogue.dekCacheHits).increment(by: Self.growth(statistics.hits, before?.hits))
+        factory.counter(MetricCatalogue.dekCacheMisses).increment(by: Self.growth(statistics.misses, before?.misses))
+        factory.counter(MetricCatalogue.dekCacheEvictions).increment(by: Self.growth(statistics.evictions, before?.evictions))
+        factory.gauge(MetricCatalogue.dekCacheEntries).record(statistics.entries)
     }
 
     private func collect(probe: ProbeStatus) {
@@ -153,25 +134,10 @@ public final class DaemonMetrics: VaultObserver, Sendable {
             defer { state.probe = probe }
             return state.probe
         }
-        counter(MetricCatalogue.probes, ["result": "good"]).increment(by: Self.growth(probe.good, before?.good))
-        counter(MetricCatalogue.probes, ["result": "fault"]).increment(by: Self.growth(probe.faults, before?.faults))
-        counter(MetricCatalogue.probes, ["result": "skipped"]).increment(by: Self.growth(probe.skipped, before?.skipped))
-        counter(MetricCatalogue.probePasses).increment(by: Self.growth(probe.passesStarted, before?.passesStarted))
-    }
-
-    private func collectProcess() {
-        let sample = process.sample()
-        if let cpu = sample.cpuSeconds {
-            let growth = state.withLock { state -> Double in
-                defer { state.cpuSeconds = max(state.cpuSeconds, cpu) }
-                return max(0, cpu - state.cpuSeconds)
-            }
-            counter(MetricCatalogue.processCPU).increment(by: growth)
-        }
-        if let value = sample.residentBytes { gauge(MetricCatalogue.processResident).record(value) }
-        if let value = sample.virtualBytes { gauge(MetricCatalogue.processVirtual).record(value) }
-        if let value = sample.openFDs { gauge(MetricCatalogue.processOpenFDs).record(value) }
-        if let value = sample.maxFDs { gauge(MetricCatalogue.processMaxFDs).record(value) }
+        factory.counter(MetricCatalogue.probes, ["result": "good"]).increment(by: Self.growth(probe.good, before?.good))
+        factory.counter(MetricCatalogue.probes, ["result": "fault"]).increment(by: Self.growth(probe.faults, before?.faults))
+        factory.counter(MetricCatalogue.probes, ["result": "skipped"]).increment(by: Self.growth(probe.skipped, before?.skipped))
+        factory.counter(MetricCatalogue.probePasses).increment(by: Self.growth(probe.passesStarted, before?.passesStarted))
     }
 }
 

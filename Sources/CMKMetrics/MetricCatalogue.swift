@@ -1,4 +1,4 @@
-/// Every metric the daemon exports, in one place: name, type, help and label names
+/// Every metric the daemon and cmk-vault export, in one place (cmk-vault's in MetricCatalogue+VaultService.swift): name, type, help and label names
 /// (docs/metrics.md is the operator's copy; `MetricsDocumentationTests` holds the two together).
 ///
 /// Naming follows Prometheus's conventions: the `cmk_syncer_` prefix, base units (`_seconds`,
@@ -120,7 +120,10 @@ public enum MetricCatalogue {
         processCPU, processResident, processVirtual, processOpenFDs, processMaxFDs, processStart,
     ]
 
-    static let byName: [String: MetricDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+    /// The process metrics (the daemon's and cmk-vault's).
+    public static let process: [MetricDefinition] = [processCPU, processResident, processVirtual, processOpenFDs, processMaxFDs, processStart]
+
+    static let byName: [String: MetricDefinition] = Dictionary(uniqueKeysWithValues: (all + vaultService.filter { !process.contains($0) }).map { ($0.name, $0) })
 
     /// The definition of `name`, if it is one of ours.
     public static func definition(_ name: String) -> MetricDefinition? { byName[name] }

@@ -25,6 +25,7 @@ struct BearerAuthentication: RouterMiddleware {
 
     func handle(_ request: Request, context: VaultRequestContext, next: (Request, VaultRequestContext) async throws -> Response) async throws -> Response {
         if let wait = routes.throttle.retryAfter(clientID: nil, address: context.remoteAddress) {
+            routes.metrics?.throttleRefused(.bearer)
             throw ServiceError(.tooManyRequests, "TooManyRequests", "too many failed authentications from this address; retry after \(wait) seconds",
                                headers: [.retryAfter: "\(wait)"])
         }

@@ -53,6 +53,25 @@ struct KeyVaultRoutes: Sendable {
         guard let principal = context.principal else { throw ServiceError.forbidden("no caller") }
         let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         let access = Self.access(method: request.method, segments: segments)
+        let response = try await handle(request, context: context, principal: principal, segments: segments, access: access)
+        routes.metrics?.keyOperation(Self.metricOperation(access), clientID: principal.clientID, role: principal.role.metricLabel, status: response.status.code)
+        return response
+    }
+
+    /// The `operation` label of a keys API request: a closed set, whatever path the caller sent.
+    static func metricOperation(_ access: Access) -> String {
+        switch access {
+        case .read: return "read"
+        case .recorded(let operation):
+            let names = ["key-created": "create", "key-rotated": "rotate", "key-updated": "update", "key-deleted": "delete",
+                         "key-rotation-policy-updated": "set-rotation-policy", "key-recovered": "recover", "key-purged": "purge",
+                         "key-wrapkey": "wrapkey", "key-unwrapkey": "unwrapkey", "key-encrypt": "encrypt", "key-decrypt": "decrypt",
+                         "key-sign": "sign", "key-verify": "verify"]
+            return names[operation] ?? "other"
+        }
+    }
+
+    private func handle(_ request: Request, context: VaultRequestContext, principal: Principal, segments: [String], access: Access) async throws -> Response {
         if principal.role == .platform, !Self.platformMay(method: request.method, segments: segments) {
             await routes.recordRefusal(.accessDenied(principal: principal, route: request.method.rawValue + " " + request.uri.path, address: context.remoteAddress))
             return Self.answer(KeyVaultError(

@@ -1,5 +1,6 @@
 import CMKEntra
 import CMKIdentity
+import CMKMetrics
 import CMKVaultLog
 import Foundation
 import HTTPTypes
@@ -33,6 +34,8 @@ public struct VaultRoutes: Sendable {
     public let maxPageSize: Int
     /// The security log the Security Logs API serves (SecurityLogRoutes.swift); nil: no such routes.
     public let log: VaultSecurityLog?
+    /// Where token issues, refusals and keys API operations are counted (`metrics` in the configuration); nil: off.
+    public var metrics: VaultServiceMetrics?
 
     public init(store: IdentityStore, tokens: TokenService, throttle: FailureThrottle, events: any ServiceEventSink, publicURL: String, maxPageSize: Int,
                 log: VaultSecurityLog? = nil) {
@@ -124,12 +127,15 @@ public struct VaultRoutes: Sendable {
     func exchange(clientID: String, secret: String, audience: String, scope: String, tenant: String, address: String) async throws -> AccessToken {
         let client = String(clientID.prefix(64))
         if let wait = throttle.retryAfter(clientID: client, address: address) {
+            metrics?.throttleRefused(.token)
+            metrics?.tokenFailed(.throttled)
             await recordRefusal(.authenticationThrottled(clientID: client, address: address))
             throw TokenEndpointError(status: .tooManyRequests, error: .throttled(retryAfter: wait), retryAfter: wait)
         }
         switch try store.authenticate(clientID: clientID, secret: secret) {
         case .refused(let failure):
             throttle.recordFailure(clientID: client, address: address)
+            metrics?.tokenFailed(Self.metricReason(failure))
             await recordRefusal(.authenticationFailed(clientID: client, reason: failure.rawValue, address: address))
             switch failure {
             case .unknownClient: throw TokenEndpointError(status: .badRequest, error: .unknownClient(client, tenant: tenant))
@@ -147,9 +153,22 @@ public struct VaultRoutes: Sendable {
             do {
                 try await events.record(.tokenIssued(principal: principal, audience: audience, address: address))
             } catch let error as EventNotRecorded {
+                metrics?.tokenFailed(.notRecorded)
                 throw TokenEndpointError.notRecorded(error)
             }
+            metrics?.tokenIssued(role: principal.role.metricLabel)
             return issued
+        }
+    }
+
+    /// The `reason` label of a refused sign-in.
+    static func metricReason(_ failure: AuthenticationFailure) -> VaultServiceMetrics.TokenFailure {
+        switch failure {
+        case .unknownClient: .unknownClient
+        case .wrongSecret: .badSecret
+        case .credentialExpired: .expired
+        case .credentialRevoked: .revoked
+        case .credentialNotYetValid: .notYetValid
         }
     }
 

@@ -3,6 +3,7 @@ import CMKCore
 import CMKIdentity
 import CMKKeyVaultAPI
 import CMKLocalVault
+import CMKMetrics
 import CMKSystemd
 import CMKVaultLog
 import Foundation
@@ -31,7 +32,7 @@ public struct VaultServer: Sendable {
     }
 
     /// The routes over the state in `configuration.stateDirectory` (also used by tests in-process).
-    public func makeRoutes(events: (any ServiceEventSink)? = nil) throws -> VaultRoutes {
+    public func makeRoutes(events: (any ServiceEventSink)? = nil, metrics: VaultServiceMetrics? = nil) throws -> VaultRoutes {
         try Self.prepareStateDirectory(configuration.stateDirectory)
         let store = try IdentityStore(stateDirectory: configuration.stateDirectory)
         let logger = self.logger
@@ -58,8 +59,31 @@ public struct VaultServer: Sendable {
             throw StartError(description: error.description, exitCode: error.code == .permissions || error.code == .originChanged ? 78 : 1)
         }
         let sink = SecurityLogSink(log: log, next: events ?? JournalEventSink(logger: logger), logger: logger)
-        return VaultRoutes(store: store, tokens: tokens, throttle: throttle, events: sink,
-                           publicURL: configuration.publicURL, maxPageSize: configuration.limits.maxPageSize, log: log)
+        var routes = VaultRoutes(store: store, tokens: tokens, throttle: throttle, events: sink,
+                                 publicURL: configuration.publicURL, maxPageSize: configuration.limits.maxPageSize, log: log)
+        routes.metrics = metrics
+        return routes
+    }
+
+    /// The plain-HTTP `GET /metrics` on `metrics.listen` (docs/metrics.md), not started; nil when
+    /// `metrics` is off. It never shares the HTTPS listener: scrapes need no token or certificate
+    /// and the endpoint only ever listens on loopback or a unix socket.
+    func makeMetricsEndpoint(metrics: VaultServiceMetrics?, log: VaultSecurityLog?) -> MetricsEndpoint? {
+        guard let metrics, let settings = configuration.metrics else { return nil }
+        return MetricsEndpoint(listen: settings.listen, logger: logger) {
+            metrics.exposition { Self.securityLogSize(log) }
+        }
+    }
+
+    /// The security log's records and the bytes of its database and write-ahead log (nil when unreadable).
+    static func securityLogSize(_ log: VaultSecurityLog?) -> (records: UInt64?, bytes: UInt64?) {
+        guard let log else { return (nil, nil) }
+        var bytes: UInt64?
+        for path in [log.path, log.path + "-wal"] {
+            var info = stat()
+            if stat(path, &info) == 0 { bytes = (bytes ?? 0) + UInt64(info.st_size) }
+        }
+        return (try? log.size(), bytes)
     }
 
     /// The keys API over the local vault in `<state-directory>/vault`, opened (created on the first
@@ -112,8 +136,11 @@ public struct VaultServer: Sendable {
                     onListening: @Sendable @escaping (SocketAddress?) async -> Void = { _ in }) async throws {
         let tls = try loadTLS(environment: environment)
         let endpoint = try listenEndpoint()
-        let routes = try makeRoutes()
+        let metrics = configuration.metrics.map { _ in VaultServiceMetrics() }
+        let routes = try makeRoutes(metrics: metrics)
         let router = Router(context: VaultRequestContext.self)
+        // Before any route: middleware wraps the routes added after it.
+        if let metrics { router.add(middleware: RequestMetrics(metrics: metrics)) }
         routes.register(on: router)
         let api = try makeKeyVaultAPI(environment: environment)
         let publisher = try makeEventPublisher(environment: environment)
@@ -133,6 +160,12 @@ public struct VaultServer: Sendable {
         let scheduler = api.map { api in
             RotationScheduler(api: api, events: routes.events, keyEvents: publisher, interval: configuration.vault?.rotationCheckInterval ?? .seconds(60), logger: self.logger)
         }
+        let metricsEndpoint = makeMetricsEndpoint(metrics: metrics, log: routes.log)
+        do {
+            try await metricsEndpoint?.start()
+        } catch {
+            throw StartError(description: "metrics.listen: \(configuration.metrics.map { "\($0.listen)" } ?? "") cannot be listened on (\(error)): choose a free port or a socket path in a directory the service may write, in \(configuration.file)", exitCode: 78)
+        }
         let schedulerTask = scheduler.map { scheduler in Task { await scheduler.run() } }
         defer { schedulerTask?.cancel() }
         let listener = HTTPSListener(endpoint: endpoint, tls: tls, maxBodyBytes: configuration.limits.maxBodyBytes,
@@ -148,6 +181,7 @@ public struct VaultServer: Sendable {
             await onListening(address)
         }
         notifier.stopping(status: "stopping")
+        await metricsEndpoint?.close()
         await publisher?.shutdown()
     }
 

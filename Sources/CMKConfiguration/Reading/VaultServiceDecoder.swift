@@ -32,10 +32,12 @@ struct VaultServiceDecoder {
         let vault = try top["vault"].map { (n) throws(ConfigurationError) in try decodeVault(n, base: stateDirectory) }
         let limits = try decodeLimits(top["limits"])
         let authentication = try decodeAuthentication(top["authentication"])
-        let logging = try ConfigurationDecoder(reader: reader, file: file, environment: environment, workingDirectory: workingDirectory).decodeLogging(top["logging"])
+        let common = ConfigurationDecoder(reader: reader, file: file, environment: environment, workingDirectory: workingDirectory)
+        let logging = try common.decodeLogging(top["logging"])
         var configuration = VaultServiceConfiguration(file: file, stateDirectory: stateDirectory, publicURL: publicURL, listen: listen, tls: tls, vault: vault,
                                                       limits: limits, authentication: authentication, logging: logging)
         configuration.events = try top["events"].map { (n) throws(ConfigurationError) in try decodeEvents(n, base: stateDirectory) }
+        configuration.metrics = try top["metrics"].map { (n) throws(ConfigurationError) in try common.decodeMetrics(n) }
         return configuration
     }
 

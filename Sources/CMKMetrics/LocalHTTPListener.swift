@@ -6,36 +6,49 @@ import NIOPosix
 import Synchronization
 
 /// A small HTTP/1.1 listener on loopback or a unix socket (SwiftNIO, no server framework), shared
-/// by the key event receiver (`events.listen`) and the metrics endpoint (`metrics.listen`): it
+/// by the daemon's key event receiver (`events.listen`) and the metrics endpoints of the daemon and
+/// of cmk-vault (`metrics.listen`; in CMKMetrics so that cmk-vault need not link CMKDaemon): it
 /// collects one request at a time per connection within a head and a body limit and hands it to a
 /// responder that must not block (it runs on an event loop).
-final class LocalHTTPListener: Sendable {
+package final class LocalHTTPListener: Sendable {
     /// One request as the responder sees it.
-    struct Request {
-        var head: HTTPRequestHead
-        var body: ByteBuffer
+    package struct Request {
+        package var head: HTTPRequestHead
+        package var body: ByteBuffer
         /// The body went past the limit and was dropped.
-        var bodyTooLarge: Bool
-        var remote: SocketAddress?
+        package var bodyTooLarge: Bool
+        package var remote: SocketAddress?
     }
 
     /// One answer.
-    struct Response {
-        var status: Int
-        var headers: [(String, String)] = []
-        var contentType: String
-        var body: [UInt8]
+    package struct Response {
+        package var status: Int
+        package var headers: [(String, String)] = []
+        package var contentType: String
+        package var body: [UInt8]
+
+        package init(status: Int, headers: [(String, String)] = [], contentType: String, body: [UInt8]) {
+            self.status = status
+            self.headers = headers
+            self.contentType = contentType
+            self.body = body
+        }
     }
 
-    struct Limits: Sendable {
-        var maxHeaderBytes: Int
-        var maxBodyBytes: Int
+    package struct Limits: Sendable {
+        package var maxHeaderBytes: Int
+        package var maxBodyBytes: Int
+
+        package init(maxHeaderBytes: Int, maxBodyBytes: Int) {
+            self.maxHeaderBytes = maxHeaderBytes
+            self.maxBodyBytes = maxBodyBytes
+        }
     }
 
     /// The answer to a head larger than the limit, from the responder's owner.
-    typealias Responder = @Sendable (Request) -> Response
+    package typealias Responder = @Sendable (Request) -> Response
 
-    let listen: SyncerConfiguration.Events.Listen
+    package let listen: SyncerConfiguration.Events.Listen
     private let limits: Limits
     /// The permissions of a unix socket (the umask while binding clears the others).
     private let socketMode: mode_t
@@ -44,7 +57,7 @@ final class LocalHTTPListener: Sendable {
     private let group: any EventLoopGroup
     private let channel = Mutex<(any Channel)?>(nil)
 
-    init(listen: SyncerConfiguration.Events.Listen, limits: Limits, socketMode: mode_t, headTooLarge: Response,
+    package init(listen: SyncerConfiguration.Events.Listen, limits: Limits, socketMode: mode_t, headTooLarge: Response,
          group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, respond: @escaping Responder) {
         self.listen = listen
         self.limits = limits
@@ -56,7 +69,7 @@ final class LocalHTTPListener: Sendable {
 
     /// Binds the listening socket; returns the bound address (a TCP port of 0 picks a free one).
     @discardableResult
-    func start() async throws -> SocketAddress? {
+    package func start() async throws -> SocketAddress? {
         let listener = self
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
@@ -85,7 +98,7 @@ final class LocalHTTPListener: Sendable {
     }
 
     /// Closes the listening socket (connections in flight finish).
-    func close() async {
+    package func close() async {
         guard let bound = channel.withLock({ value -> (any Channel)? in defer { value = nil }; return value }) else { return }
         try? await bound.close()
         if case .unix(let path) = listen { unlink(path) }

@@ -1,34 +1,28 @@
 import CMKConfiguration
-import CMKEnvelope
-import CMKMetrics
-import CMKSyncer
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 
-/// `GET /metrics` on `metrics.listen` (docs/metrics.md): the Prometheus text exposition (0.0.4)
-/// of ``DaemonMetrics``, built by swift-prometheus. Anything else is 404 (another path), 405
-/// (another method) or 413 (a body); heads are limited to 8 KiB. A scrape reads a few counters and
-/// /proc/self on an event loop: it never waits for, or holds up, a pass.
-final class MetricsEndpoint: Sendable {
-    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
-    /// The socket's mode on `unix:` (docs/metrics.md): the daemon's user and group may connect.
-    static let socketMode: mode_t = 0o660
+/// `GET /metrics` on `metrics.listen` (docs/metrics.md), for the daemon and for cmk-vault: the
+/// Prometheus text exposition (0.0.4) that swift-prometheus builds. Anything else is 404 (another
+/// path), 405 (another method) or 413 (a body); heads are limited to 8 KiB. Plain HTTP on loopback
+/// or a unix socket only (the configuration refuses other addresses). A scrape runs `exposition` on
+/// an event loop: it reads counters and /proc/self, never waits for a pass or a request.
+package final class MetricsEndpoint: Sendable {
+    package static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    /// The socket's mode on `unix:` (docs/metrics.md): the service's user and group may connect.
+    package static let socketMode: mode_t = 0o660
 
     private let http: LocalHTTPListener
     private let logger: Logger
 
-    /// - Parameter sources: the DEK cache and probe status to read at each scrape (the running graph's).
-    init(listen: SyncerConfiguration.Metrics.Listen, metrics: DaemonMetrics, logger: Logger,
-         sources: @escaping @Sendable () -> (cache: DEKCache?, probe: ProbeStatus?)) {
+    /// - Parameter exposition: the text exposition of every metric, brought up to date (called per scrape).
+    package init(listen: SyncerConfiguration.Metrics.Listen, logger: Logger, exposition: @escaping @Sendable () -> [UInt8]) {
         self.logger = logger
         http = LocalHTTPListener(listen: listen, limits: .init(maxHeaderBytes: 8 * 1024, maxBodyBytes: 0), socketMode: Self.socketMode,
                                  headTooLarge: Self.text(431, "the request head is larger than 8 KiB\n")) { request in
-            Self.answer(request.head, bodyTooLarge: request.bodyTooLarge) {
-                let (cache, probe) = sources()
-                return metrics.exposition(cache: cache, probe: probe)
-            }
+            Self.answer(request.head, bodyTooLarge: request.bodyTooLarge, exposition: exposition)
         }
     }
 
@@ -52,11 +46,11 @@ final class MetricsEndpoint: Sendable {
 
     /// Binds the socket; returns the bound address.
     @discardableResult
-    func start() async throws -> SocketAddress? {
+    package func start() async throws -> SocketAddress? {
         let address = try await http.start()
         logger.info("The metrics endpoint is listening.", metadata: ["cmk_metrics_listen": "\(http.listen)"])
         return address
     }
 
-    func close() async { await http.close() }
+    package func close() async { await http.close() }
 }
