@@ -19,8 +19,9 @@ public struct EnvelopeSealer: Sendable {
     ///   - segmentSize: plaintext bytes per segment (default 64 KiB).
     public init(dek: SecretBytes, dekID: DEKID, account: String, object: String,
                 segmentSize: Int = EnvelopeHeader.defaultSegmentSize) throws(EnvelopeError) {
-        // Salt and nonce prefix in one draw: they are public (the header carries them), and one
-        // getrandom(2) per object instead of five (SymmetricKey draws 8 bytes per call).
+        // Salt and nonce prefix in one draw: they are public (the header carries them). One draw
+        // from the kernel's CSPRNG per object, through the vDSO where the kernel has getrandom
+        // there (no system call; fork- and VM-clone-safe), else one getrandom(2).
         var random = [UInt8](repeating: 0, count: 39)
         // Like SystemRandomNumberGenerator, no object is sealed without fresh randomness.
         precondition(random.withUnsafeMutableBufferPointer({ cmk_random_bytes($0.baseAddress, $0.count) }) == 1,
