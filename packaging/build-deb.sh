@@ -66,6 +66,8 @@ for unit in cmk-vault.socket cmk-vault.service; do
 done
 install -m 0644 "$repo/systemd/cmk-vault.catalog" "$root/usr/lib/systemd/catalog/cmk-vault.catalog"
 install -m 0644 "$repo/config/cmk-vault.example.yaml" "$doc/examples/cmk-vault.yaml"
+# Example Prometheus alerting rules for both programs (docs/metrics.md): copied into a Prometheus's rule_files.
+install -m 0644 "$here/cmk-syncer.rules.yml" "$doc/examples/cmk-syncer.rules.yml"
 
 mkdir "$work/man"
 # Man pages: generated from the argument parsers (one page per program, subcommands included),

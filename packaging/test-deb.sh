@@ -32,7 +32,7 @@ check() { # check DESCRIPTION COMMAND...: ok when the command succeeds; its outp
 
 [ "$(id -u)" = 0 ] || { echo "test-deb: FAIL: must run as root (dpkg --root installs root-owned files)" >&2; exit 1; }
 [ -f "$deb" ] || { echo "test-deb: FAIL: $deb does not exist (make deb)" >&2; exit 1; }
-for tool in dpkg dpkg-deb lintian man lexgrog groff bash zsh fish systemd-analyze journalctl deb-systemd-helper python3 objdump openssl curl; do
+for tool in dpkg dpkg-deb lintian man lexgrog groff bash zsh fish systemd-analyze journalctl deb-systemd-helper python3 objdump openssl curl promtool; do
     command -v "$tool" >/dev/null || fail "tool $tool is missing (make deps installs it)"
 done
 ((failures == 0)) || exit 1
@@ -89,6 +89,7 @@ drwxr-xr-x root/root ./usr/share/doc/cmk-syncer/
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/configuration.md
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/copyright
 drwxr-xr-x root/root ./usr/share/doc/cmk-syncer/examples/
+-rw-r--r-- root/root ./usr/share/doc/cmk-syncer/examples/cmk-syncer.rules.yml
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/examples/cmk-vault.yaml
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/security-log.md
 -rw-r--r-- root/root ./usr/share/doc/cmk-syncer/systemd.md
@@ -330,6 +331,17 @@ kill -TERM "$vault_pid" 2>/dev/null
 wait "$vault_pid"
 status=$?
 [ "$status" = 0 ] && ok "the installed cmk-vault stops on SIGTERM with exit 0" || fail "cmk-vault exited $status on SIGTERM: $(tail -5 "$vault/log")"
+
+# The example alerting rules: what Prometheus would load (promtool check rules on the installed file),
+# with the alerts docs/metrics.md describes.
+rules=$root/usr/share/doc/cmk-syncer/examples/cmk-syncer.rules.yml
+check "promtool check rules passes on the installed examples/cmk-syncer.rules.yml" promtool check rules "$rules"
+check "the installed rules are packaging/cmk-syncer.rules.yml" cmp "$rules" "$here/cmk-syncer.rules.yml"
+for alert in CMKSyncerPassFailing CMKSyncerVaultUnreachable CMKSyncerKeyPulled CMKSyncerVersionDisabledInUse CMKSyncerKeyExpiringSoon \
+    CMKSyncerNoSuccessfulPass CMKVaultTokenFailuresBurst CMKVaultSecurityLogFailing CMKVaultServerErrors; do
+    grep -qx "      - alert: $alert" "$rules" || fail "the installed rules have no alert $alert"
+done
+ok "the installed rules hold the 9 alerts of docs/metrics.md"
 
 # Man pages render without warnings (as lintian and man-db run them) and have a NAME line.
 for page in "$root"/usr/share/man/man1/*.gz "$root"/usr/share/man/man5/*.gz "$root"/usr/share/man/man8/*.gz; do
