@@ -1,3 +1,5 @@
+import CMKCore
+
 extension SyncerConfiguration.Vault {
     /// `vault.pkcs11`: the settings of the PKCS#11 provider (docs/providers/pkcs11.md). The PIN is
     /// never in the file: it names a file or a systemd credential.
@@ -30,8 +32,13 @@ extension SyncerConfiguration.Vault {
         public var purgeProtection: Bool
         /// `vault.pkcs11.sessions` (1–64, default 4, not secret): sessions kept open between calls.
         public var sessions: Int
+        /// `vault.pkcs11.wrap-algorithm` (`A256KWP` or `RSA-OAEP-256`, default `A256KWP`, not secret):
+        /// the kind of version `cmkctl keys create/rotate` generates on the token and how DEKs are wrapped.
+        public var wrapAlgorithm: WrapAlgorithm
 
-        public init(module: String, tokenLabel: String, pin: PIN, retentionDays: Int = 90, purgeProtection: Bool = true, sessions: Int = 4) {
+        public init(module: String, tokenLabel: String, pin: PIN, retentionDays: Int = 90, purgeProtection: Bool = true, sessions: Int = 4,
+                    wrapAlgorithm: WrapAlgorithm = .aesKeyWrapPad) {
+            self.wrapAlgorithm = wrapAlgorithm
             self.module = module
             self.tokenLabel = tokenLabel
             self.pin = pin

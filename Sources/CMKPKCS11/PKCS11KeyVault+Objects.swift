@@ -6,19 +6,36 @@ import Foundation
 extension PKCS11KeyVault {
     /// One version's key object as the token holds it.
     struct VersionObject {
+        /// An AES-256 secret key (A256KWP on the token) or an RSA private key (RSA-OAEP-256).
+        enum Kind { case aes, rsa }
+        let kind: Kind
         let handle: CK_OBJECT_HANDLE
         let idBytes: [UInt8]
         var id: String { VersionID.hex(idBytes) }
-        /// `CKA_UNWRAP`: a version is enabled exactly when the token lets it unwrap.
+        /// `CKA_UNWRAP` of an AES key, `CKA_DECRYPT` of an RSA private key: a version is enabled
+        /// exactly when the token lets it unwrap.
         let enabled: Bool
+
+        /// The attributes that enable or disable it on the token.
+        func enabling(_ enabled: Bool) -> [PKCS11Attribute] {
+            kind == .aes ? [.bool(CKA_UNWRAP, enabled), .bool(CKA_WRAP, enabled)] : [.bool(CKA_DECRYPT, enabled)]
+        }
     }
 
-    /// The template that finds a key's version objects (AES secret keys labelled with its name).
-    static func versionTemplate(_ key: KeyReference, id: [UInt8]? = nil) -> [PKCS11Attribute] {
-        var template: [PKCS11Attribute] = [.ulong(CKA_CLASS, CKO_SECRET_KEY), .ulong(CKA_KEY_TYPE, CKK_AES), .bool(CKA_TOKEN, true),
-                                           .text(CKA_LABEL, key.name)]
+    /// The template that finds a key's version objects of one kind (AES secret keys or RSA private
+    /// keys labelled with its name).
+    static func versionTemplate(_ key: KeyReference, kind: VersionObject.Kind, id: [UInt8]? = nil) -> [PKCS11Attribute] {
+        var template: [PKCS11Attribute] = kind == .aes
+            ? [.ulong(CKA_CLASS, CKO_SECRET_KEY), .ulong(CKA_KEY_TYPE, CKK_AES)]
+            : [.ulong(CKA_CLASS, CKO_PRIVATE_KEY), .ulong(CKA_KEY_TYPE, CKK_RSA)]
+        template += [.bool(CKA_TOKEN, true), .text(CKA_LABEL, key.name)]
         if let id { template.append(PKCS11Attribute(CKA_ID, id)) }
         return template
+    }
+
+    /// The public-key object of an RSA version (same label and id as its private key).
+    static func publicKeyTemplate(_ key: KeyReference, id: [UInt8]) -> [PKCS11Attribute] {
+        [.ulong(CKA_CLASS, CKO_PUBLIC_KEY), .ulong(CKA_KEY_TYPE, CKK_RSA), .bool(CKA_TOKEN, true), .text(CKA_LABEL, key.name), PKCS11Attribute(CKA_ID, id)]
     }
 
     static func recordTemplate(_ key: KeyReference) -> [PKCS11Attribute] {
@@ -27,9 +44,12 @@ extension PKCS11KeyVault {
 
     func versionObjects(_ key: KeyReference, id: [UInt8]? = nil, _ session: PKCS11Session) throws(PKCS11Failure) -> [VersionObject] {
         var objects: [VersionObject] = []
-        for handle in try session.find(Self.versionTemplate(key, id: id)) {
-            let values = try session.attributes([CKA_ID, CKA_UNWRAP], of: handle)
-            objects.append(VersionObject(handle: handle, idBytes: values[CKA_ID] ?? [], enabled: values[CKA_UNWRAP] == [1]))
+        for kind in [VersionObject.Kind.aes, .rsa] {
+            let permission = kind == .aes ? CKA_UNWRAP : CKA_DECRYPT
+            for handle in try session.find(Self.versionTemplate(key, kind: kind, id: id)) {
+                let values = try session.attributes([CKA_ID, permission], of: handle)
+                objects.append(VersionObject(kind: kind, handle: handle, idBytes: values[CKA_ID] ?? [], enabled: values[permission] == [1]))
+            }
         }
         return objects
     }
@@ -91,10 +111,10 @@ extension PKCS11KeyVault {
             if try record(key, session)?.record.deleted != nil {
                 throw Refusal(VaultError(.deleted, "key '\(key)' is pulled (deleted) on the token; restore it to use its versions"))
             }
-            throw Refusal(VaultError(.disabled, "version \(version) of key '\(key)' is disabled on the token (CKA_UNWRAP false)"))
+            throw Refusal(VaultError(.disabled, "version \(version) of key '\(key)' is disabled on the token (\(object.kind == .aes ? "CKA_UNWRAP" : "CKA_DECRYPT") false)"))
         }
         if try versionObjects(key, session).isEmpty {
-            throw Refusal(VaultError(.notFound, "key '\(key)' does not exist on the token (no AES key labelled '\(key)')"))
+            throw Refusal(VaultError(.notFound, "key '\(key)' does not exist on the token (no AES key or RSA private key labelled '\(key)')"))
         }
         if try record(key, session)?.record.deleted != nil {
             throw Refusal(VaultError(.deleted, "key '\(key)' is pulled (deleted) on the token; restore it to use its versions"))

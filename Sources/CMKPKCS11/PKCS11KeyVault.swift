@@ -9,8 +9,11 @@ import Synchronization
 /// padding (RFC 5649; ``WrapAlgorithm/aesKeyWrapPad``). An AES key has no public half, so every wrap
 /// is a token call too (``VaultCapabilities/wrapsInVault``). docs/providers/pkcs11.md.
 public final class PKCS11KeyVault: KeyVault, Sendable {
-    public let capabilities = VaultCapabilities(provider: "pkcs11", exportsPublicKey: false, wrapsInVault: true,
-                                                algorithms: [.aesKeyWrapPad], managesKeys: true)
+    /// With `wrap-algorithm: A256KWP` every wrap is a token call (an AES key has no public half);
+    /// with `RSA-OAEP-256` DEKs are wrapped locally with the exported public key and only unwraps
+    /// reach the token. Either way both algorithms unwrap, each with its own kind of version, so
+    /// an account moves from one to the other at its next rebind (docs/providers/pkcs11.md).
+    public let capabilities: VaultCapabilities
     let pool: PKCS11SessionPool
     let configuration: PKCS11VaultConfiguration
     /// The key-wrap mechanism the token offers: `CKM_AES_KEY_WRAP_KWP` (3.0), else 2.40's
@@ -33,6 +36,9 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
         let module = try PKCS11Module.load(path: configuration.modulePath)
         let pin = try configuration.pin.load()
         self.configuration = configuration
+        let rsa = configuration.wrapAlgorithm == .rsaOAEP256
+        self.capabilities = VaultCapabilities(provider: "pkcs11", exportsPublicKey: rsa, wrapsInVault: !rsa,
+                                              algorithms: rsa ? [.rsaOAEP256, .aesKeyWrapPad] : [.aesKeyWrapPad], managesKeys: true)
         self.pool = PKCS11SessionPool(module: module, tokenLabel: configuration.tokenLabel, pin: pin, maxIdle: configuration.sessions, logger: logger)
     }
 
@@ -46,12 +52,29 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
         }
     }
 
+    /// The public half of an RSA version: `CKA_MODULUS` and `CKA_PUBLIC_EXPONENT` of its public-key
+    /// object (public attributes; nothing of the private key is read).
     public func publicKey(of key: KeyReference, version: String) async throws -> PublicKeyMaterial {
-        throw VaultError(.unsupported, "the pkcs11 provider's root keys are AES-256 keys on the token: there is no public key; it wraps on the token")
+        try token("reading the public key of version \(version) of key '\(key)'") { session in
+            let object = try self.usableVersion(key, version, session)
+            guard object.kind == .rsa else {
+                throw Refusal(VaultError(.unsupported, "version \(version) of key '\(key)' is an AES-256 key on the token: it has no public key (it wraps with A256KWP on the token); rotate the key to make an RSA version"))
+            }
+            guard let handle = try session.find(Self.publicKeyTemplate(key, id: object.idBytes)).first else {
+                throw Refusal(VaultError(.notFound, "version \(version) of key '\(key)' has no RSA public-key object on the token (same CKA_LABEL and CKA_ID as its private key)"))
+            }
+            let values = try session.attributes([CKA_MODULUS, CKA_PUBLIC_EXPONENT], of: handle)
+            guard let modulus = values[CKA_MODULUS], !modulus.isEmpty, let exponent = values[CKA_PUBLIC_EXPONENT], !exponent.isEmpty else {
+                throw Refusal(VaultError(.corrupt, "the RSA public key of version \(version) of key '\(key)' has no CKA_MODULUS or CKA_PUBLIC_EXPONENT"))
+            }
+            return .rsa(modulus: Data(modulus), exponent: Data(exponent))
+        }
     }
 
     public func wrap(_ dek: SecretBytes, key: KeyReference, version: String, algorithm: WrapAlgorithm) async throws -> Data {
-        try refuseOther(algorithm)
+        guard algorithm == .aesKeyWrapPad else {
+            throw VaultError(.unsupported, "the pkcs11 provider wraps \(algorithm.rawValue) locally with the version's public key (publicKey(of:version:)); on the token it wraps only A256KWP")
+        }
         // SoftHSM 2.6.1 zero-pads a key that is not a multiple of 8 bytes before wrapping, which is
         // not RFC 5649 (KeyWrapVectorTests): only such keys are wrapped (DEKs are 32 bytes).
         guard dek.count > 0, dek.count % 8 == 0 else {
@@ -60,6 +83,9 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
         let mechanism = try mechanismType()
         return try token("wrapping under version \(version) of key '\(key)'") { session in
             let object = try self.usableVersion(key, version, session)
+            guard object.kind == .aes else {
+                throw Refusal(VaultError(.unsupported, "version \(version) of key '\(key)' is an RSA key pair: DEKs are wrapped with RSA-OAEP-256 locally with its public key, not with A256KWP"))
+            }
             let record = try self.record(key, session)?.record ?? KeyRecord()
             let dates = record.versions[object.id]
             let stored = KeyVersion(id: object.id, created: dates?.created ?? .distantPast, enabled: object.enabled,
@@ -73,24 +99,28 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
     }
 
     public func unwrap(_ wrappedKey: Data, key: KeyReference, version: String, algorithm: WrapAlgorithm) async throws -> SecretBytes {
-        try refuseOther(algorithm)
-        let mechanism = try mechanismType()
+        guard capabilities.algorithms.contains(algorithm) else {
+            throw VaultError(.unsupported, "this pkcs11 provider unwraps \(capabilities.algorithms.map(\.rawValue).sorted().joined(separator: " and ")), not \(algorithm.rawValue) (vault.pkcs11.wrap-algorithm)")
+        }
+        let mechanism = algorithm == .aesKeyWrapPad ? try mechanismType() : CK_MECHANISM_TYPE(CKM_RSA_PKCS_OAEP)
         return try token("unwrapping under version \(version) of key '\(key)'") { session in
             let object = try self.usableVersion(key, version, session)
+            guard object.kind == (algorithm == .aesKeyWrapPad ? .aes : .rsa) else {
+                throw Refusal(VaultError(.invalidInput, "version \(version) of key '\(key)' is \(object.kind == .rsa ? "an RSA key pair" : "an AES-256 key"): it cannot unwrap a \(algorithm.rawValue) wrapping; the keyring names the wrong version or algorithm"))
+            }
             do {
+                if object.kind == .rsa { return try session.decryptOAEP256(wrappedKey, with: object.handle) }
                 return try session.unwrap(wrappedKey, with: object.handle, mechanism: mechanism)
+            } catch let error as PKCS11Failure where error.function == "C_DecryptInit" && [0x07, 0x71, 0x70].contains(error.rv) {
+                // SoftHSM 2.6.1 refuses OAEP parameters other than SHA-1/MGF1-SHA-1 with CKR_ARGUMENTS_BAD.
+                throw Refusal(VaultError(.unsupported, "PKCS#11 token '\(self.configuration.tokenLabel)' does not decrypt RSA-OAEP with SHA-256/MGF1-SHA-256 (\(error)): set vault.pkcs11.wrap-algorithm to A256KWP for this token and rotate the key"))
             } catch let error as PKCS11Failure where [0x110, 0x112, 0x40, 0x41, 0x05, 0x06].contains(error.rv) {
                 // SoftHSM answers a failed RFC 5649 integrity check with CKR_GENERAL_ERROR or
-                // CKR_FUNCTION_FAILED, others with CKR_WRAPPED_KEY_INVALID: all mean these bytes
-                // were not wrapped by this version (or were changed).
+                // CKR_FUNCTION_FAILED, others with CKR_WRAPPED_KEY_INVALID, a failed OAEP decoding
+                // CKR_ENCRYPTED_DATA_INVALID: all mean these bytes were not wrapped by this version
+                // (or were changed).
                 throw Refusal(VaultError(.invalidInput, "unwrapping under version \(version) of key '\(key)' failed (\(error)): the wrapped key was not made by this version or was changed"))
             }
-        }
-    }
-
-    private func refuseOther(_ algorithm: WrapAlgorithm) throws(VaultError) {
-        guard algorithm == .aesKeyWrapPad else {
-            throw VaultError(.unsupported, "the pkcs11 provider wraps only with A256KWP (AES key wrap with padding under an AES-256 key on the token), not \(algorithm.rawValue)")
         }
     }
 

@@ -98,6 +98,53 @@ struct PKCS11Session {
         return object
     }
 
+    /// Generates an RSA key pair inside the token with `CKM_RSA_PKCS_KEY_PAIR_GEN`.
+    func generateRSAKeyPair(public publicAttributes: [PKCS11Attribute], private privateAttributes: [PKCS11Attribute])
+        throws(PKCS11Failure) -> (public: CK_OBJECT_HANDLE, private: CK_OBJECT_HANDLE) {
+        var publicKey: CK_OBJECT_HANDLE = 0
+        var privateKey: CK_OBJECT_HANDLE = 0
+        var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_RSA_PKCS_KEY_PAIR_GEN), pParameter: nil, ulParameterLen: 0)
+        try PKCS11Attribute.withTemplate(publicAttributes) { (publicTemplate, publicCount) throws(PKCS11Failure) in
+            try PKCS11Attribute.withTemplate(privateAttributes) { (privateTemplate, privateCount) throws(PKCS11Failure) in
+                try module.call("C_GenerateKeyPair") {
+                    $0.C_GenerateKeyPair?(handle, &mechanism, publicTemplate, publicCount, privateTemplate, privateCount, &publicKey, &privateKey)
+                }
+            }
+        }
+        return (publicKey, privateKey)
+    }
+
+    /// Decrypts an RSA-OAEP-256 wrapping (`CKM_RSA_PKCS_OAEP`, SHA-256, MGF1-SHA-256, empty label)
+    /// with `privateKey` on the token: the DEK comes back into memory zeroed when released.
+    func decryptOAEP256(_ wrapped: Data, with privateKey: CK_OBJECT_HANDLE) throws(PKCS11Failure) -> SecretBytes {
+        var parameters = CK_RSA_PKCS_OAEP_PARAMS(hashAlg: CK_MECHANISM_TYPE(CKM_SHA256), mgf: CK_ULONG(CKG_MGF1_SHA256),
+                                                 source: CK_ULONG(CKZ_DATA_SPECIFIED), pSourceData: nil, ulSourceDataLen: 0)
+        var input = [UInt8](wrapped)
+        let inputCount = CK_ULONG(input.count)
+        try withUnsafeMutablePointer(to: &parameters) { (pointer) throws(PKCS11Failure) in
+            var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_RSA_PKCS_OAEP), pParameter: UnsafeMutableRawPointer(pointer),
+                                         ulParameterLen: CK_ULONG(MemoryLayout<CK_RSA_PKCS_OAEP_PARAMS>.size))
+            try module.call("C_DecryptInit") { $0.C_DecryptInit?(handle, &mechanism, privateKey) }
+        }
+        // One call with a buffer as long as the modulus: the plaintext is shorter. A size query
+        // first would leave the operation active on tokens that end it only on a real decrypt.
+        var length = CK_ULONG(input.count)
+        var failure: PKCS11Failure?
+        let buffer = SecretBytes(count: input.count) { output in
+            do {
+                try module.call("C_Decrypt") { f in
+                    input.withUnsafeMutableBufferPointer { f.C_Decrypt?(handle, $0.baseAddress, inputCount, output.baseAddress, &length) }
+                }
+            } catch {
+                failure = error as? PKCS11Failure ?? PKCS11Failure("C_Decrypt", 0x05)
+            }
+        }
+        defer { buffer.zeroize() }
+        if let failure { throw failure }
+        guard Int(length) <= input.count else { throw PKCS11Failure("C_Decrypt", 0x150) }
+        return buffer.withUnsafeBytes { SecretBytes(copying: $0.prefix(Int(length))) }
+    }
+
     /// Wraps the secret `key` (a DEK) under `wrappingKey`: the DEK becomes a session object that is
     /// extractable but lives only for this call (destroyed before returning), then C_WrapKey.
     func wrap(_ key: SecretBytes, with wrappingKey: CK_OBJECT_HANDLE, mechanism type: CK_MECHANISM_TYPE,

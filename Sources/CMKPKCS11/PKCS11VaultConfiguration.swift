@@ -15,11 +15,16 @@ public struct PKCS11VaultConfiguration: Sendable {
     public var purgeProtection: Bool
     /// Sessions kept open between calls (`Int`, default 4, 1–64, not secret).
     public var sessions: Int
+    /// How DEKs are wrapped (`vault.pkcs11.wrap-algorithm`, default `A256KWP`, not secret): new
+    /// versions are AES-256 keys (A256KWP, on the token) or RSA key pairs (RSA-OAEP-256, wrapped
+    /// locally, unwrapped on the token with SHA-256/MGF1-SHA-256, which SoftHSM 2.6 lacks).
+    public var wrapAlgorithm: WrapAlgorithm
     /// The source of "now" (default the system clock).
     public var clock: any WallClock
 
     public init(modulePath: String, tokenLabel: String, pin: PINSource, retentionDays: Int = 90, purgeProtection: Bool = true,
-                sessions: Int = 4, clock: any WallClock = SystemWallClock()) {
+                sessions: Int = 4, wrapAlgorithm: WrapAlgorithm = .aesKeyWrapPad, clock: any WallClock = SystemWallClock()) {
+        self.wrapAlgorithm = wrapAlgorithm
         self.modulePath = modulePath
         self.tokenLabel = tokenLabel
         self.pin = pin

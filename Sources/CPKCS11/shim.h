@@ -67,6 +67,9 @@ typedef struct CK_MECHANISM_INFO { CK_ULONG ulMinKeySize; CK_ULONG ulMaxKeySize;
 typedef struct CK_ATTRIBUTE { CK_ATTRIBUTE_TYPE type; void *pValue; CK_ULONG ulValueLen; } CK_ATTRIBUTE;
 typedef struct CK_DATE { CK_UTF8CHAR year[4]; CK_UTF8CHAR month[2]; CK_UTF8CHAR day[2]; } CK_DATE;
 typedef struct CK_MECHANISM { CK_MECHANISM_TYPE mechanism; void *pParameter; CK_ULONG ulParameterLen; } CK_MECHANISM;
+typedef struct CK_RSA_PKCS_OAEP_PARAMS {
+    CK_MECHANISM_TYPE hashAlg; CK_ULONG mgf; CK_ULONG source; void *pSourceData; CK_ULONG ulSourceDataLen;
+} CK_RSA_PKCS_OAEP_PARAMS;
 
 typedef struct CK_C_INITIALIZE_ARGS {
     void *CreateMutex;
@@ -114,8 +117,9 @@ typedef struct CK_FUNCTION_LIST {
     void *C_Encrypt;
     void *C_EncryptUpdate;
     void *C_EncryptFinal;
-    void *C_DecryptInit;
-    void *C_Decrypt;
+    CK_RV (*C_DecryptInit)(CK_SESSION_HANDLE hSession, CK_MECHANISM *pMechanism, CK_OBJECT_HANDLE hKey);
+    CK_RV (*C_Decrypt)(CK_SESSION_HANDLE hSession, CK_BYTE *pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE *pData,
+                       CK_ULONG *pulDataLen);
     void *C_DecryptUpdate;
     void *C_DecryptFinal;
     void *C_DigestInit;
@@ -140,7 +144,9 @@ typedef struct CK_FUNCTION_LIST {
     void *C_SignEncryptUpdate;
     void *C_DecryptVerifyUpdate;
     CK_RV (*C_GenerateKey)(CK_SESSION_HANDLE hSession, CK_MECHANISM *pMechanism, CK_ATTRIBUTE *pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE *phKey);
-    void *C_GenerateKeyPair;
+    CK_RV (*C_GenerateKeyPair)(CK_SESSION_HANDLE hSession, CK_MECHANISM *pMechanism, CK_ATTRIBUTE *pPublicKeyTemplate,
+                               CK_ULONG ulPublicKeyAttributeCount, CK_ATTRIBUTE *pPrivateKeyTemplate,
+                               CK_ULONG ulPrivateKeyAttributeCount, CK_OBJECT_HANDLE *phPublicKey, CK_OBJECT_HANDLE *phPrivateKey);
     CK_RV (*C_WrapKey)(CK_SESSION_HANDLE hSession, CK_MECHANISM *pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
                        CK_BYTE *pWrappedKey, CK_ULONG *pulWrappedKeyLen);
     CK_RV (*C_UnwrapKey)(CK_SESSION_HANDLE hSession, CK_MECHANISM *pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE *pWrappedKey,
@@ -164,9 +170,17 @@ typedef struct CK_FUNCTION_LIST {
 
 // Object classes, key types, mechanisms.
 #define CKO_DATA 0x00000000UL
+#define CKO_PUBLIC_KEY 0x00000002UL
+#define CKO_PRIVATE_KEY 0x00000003UL
 #define CKO_SECRET_KEY 0x00000004UL
+#define CKK_RSA 0x00000000UL
 #define CKK_GENERIC_SECRET 0x00000010UL
 #define CKK_AES 0x0000001FUL
+#define CKM_RSA_PKCS_KEY_PAIR_GEN 0x00000000UL
+#define CKM_RSA_PKCS_OAEP 0x00000009UL
+#define CKM_SHA256 0x00000250UL
+#define CKG_MGF1_SHA256 0x00000002UL
+#define CKZ_DATA_SPECIFIED 0x00000001UL
 #define CKM_AES_KEY_GEN 0x00001080UL
 #define CKM_AES_KEY_WRAP 0x00002109UL
 #define CKM_AES_KEY_WRAP_PAD 0x0000210AUL  /* 2.40's name; SoftHSM 2.6 implements RFC 5649 under it */
@@ -189,6 +203,9 @@ typedef struct CK_FUNCTION_LIST {
 #define CKA_SIGN 0x00000108UL
 #define CKA_VERIFY 0x0000010AUL
 #define CKA_DERIVE 0x0000010CUL
+#define CKA_MODULUS 0x00000120UL
+#define CKA_MODULUS_BITS 0x00000121UL
+#define CKA_PUBLIC_EXPONENT 0x00000122UL
 #define CKA_VALUE_LEN 0x00000161UL
 #define CKA_EXTRACTABLE 0x00000162UL
 #define CKA_MODIFIABLE 0x00000170UL

@@ -62,6 +62,15 @@ struct PKCS11SettingsTests {
         #expect(error?.keyPath == keyPath)
     }
 
+    @Test func wrapAlgorithm() {
+        let rsa = try? Fixture.parse(Fixture.yaml(vault: Self.vault(Self.minimal + "    wrap-algorithm: RSA-OAEP-256\n")))
+        #expect(rsa?.vault.pkcs11?.wrapAlgorithm == .rsaOAEP256)
+        let aes = try? Fixture.parse(Fixture.yaml(vault: Self.vault(Self.minimal + "    wrap-algorithm: A256KWP\n")))
+        #expect(aes?.vault.pkcs11?.wrapAlgorithm == .aesKeyWrapPad)
+        Fixture.expectFailure(Fixture.yaml(vault: Self.vault(Self.minimal + "    wrap-algorithm: RSA-OAEP\n")), at: "vault.pkcs11.wrap-algorithm",
+                              "'RSA-OAEP' is not a wrap algorithm (accepted: A256KWP, RSA-OAEP-256)", code: .invalidValue)
+    }
+
     @Test func thePINIsNeverInline() {
         let error = Fixture.failure(Fixture.yaml(vault: Self.vault(Self.minimal + "    user-pin: 1234\n")))
         #expect(error?.code == .inlineSecret)
@@ -72,6 +81,6 @@ struct PKCS11SettingsTests {
 
     @Test func unknownKeysAreNamed() {
         Fixture.expectFailure(Fixture.yaml(vault: Self.vault(Self.minimal + "    slot: 0\n")), at: "vault.pkcs11.slot",
-                              "unknown key (accepted: module, token-label, pin-file, pin-credential, retention-days, purge-protection, sessions)", code: .unknownKey)
+                              "unknown key (accepted: module, token-label, pin-file, pin-credential, retention-days, purge-protection, sessions, wrap-algorithm)", code: .unknownKey)
     }
 }

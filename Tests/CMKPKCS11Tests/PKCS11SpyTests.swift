@@ -191,7 +191,7 @@ struct PKCS11SpyTests {
         let key = try KeyReference("sealed-key")
         _ = try await vault.createKey(key, size: .bits2048)
         try vault.pool.withSession { (session) throws(PKCS11Failure) in
-            let handles = try session.find(PKCS11KeyVault.versionTemplate(key))
+            let handles = try session.find(PKCS11KeyVault.versionTemplate(key, kind: .aes))
             #expect(handles.count == 1)
             let flags = try session.attributes([CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_TOKEN, CKA_PRIVATE], of: handles[0])
             #expect(flags[CKA_SENSITIVE] == [1] && flags[CKA_EXTRACTABLE] == [0] && flags[CKA_TOKEN] == [1] && flags[CKA_PRIVATE] == [1])

@@ -7,10 +7,10 @@ import CMKTesting
 import Foundation
 import Testing
 
-/// Sync passes over in-memory accounts with the root key on a SoftHSM token (SPEC §5 on the PKCS#11 provider).
+/// Sync passes over in-memory accounts with the root key on a token (SPEC §5 on the PKCS#11 provider).
 final class TokenPassHarness: Sendable {
     let clock = ManualClock()
-    let token: SoftHSMToken
+    let token: any TestToken
     let hsm: PKCS11KeyVault
     let key: KeyReference
     let executor: RebindExecutor
@@ -19,15 +19,15 @@ final class TokenPassHarness: Sendable {
     let settings: SyncPass.Settings
     let vault: CountingKeyVault
 
-    init(token: SoftHSMToken? = nil) throws {
-        self.token = try token ?? SoftHSMToken.make()
-        hsm = try self.token.vault(clock: clock)
-        key = try KeyReference("root-aes")
+    init(token: any TestToken) throws {
+        self.token = token
+        hsm = try token.vault(clock: clock, sessions: 4)
+        key = try KeyReference("root-key")
         vault = CountingKeyVault(hsm)
         let resolver = DEKResolver(vault: vault, cache: DEKCache(configuration: try .init(ttl: .seconds(600)), clock: clock))
         executor = RebindExecutor(resolver: resolver, clock: clock)
         plane = DataPlane(resolver: resolver)
-        accounts = try ["files-1", "sql-1", "audit-1"].map { Account(name: $0, kind: .file, driver: InMemoryStorageDriver(account: $0), key: try KeyReference("root-aes")) }
+        accounts = try ["files-1", "sql-1", "audit-1"].map { Account(name: $0, kind: .file, driver: InMemoryStorageDriver(account: $0), key: try KeyReference("root-key")) }
         settings = SyncPass.Settings(key: key, concurrency: 2)
     }
 
@@ -37,11 +37,11 @@ final class TokenPassHarness: Sendable {
     }
 }
 
-@Suite("PKCS#11 provider: the syncer story on SoftHSM", .serialized)
-struct PKCS11SyncStoryTests {
-    @Test("rotation on the token: every account rebound, its DEKs wrapped with A256KWP under the new version")
-    func rotation() async throws {
-        let h = try TokenPassHarness()
+/// The syncer story on a token, run by the SoftHSM suite below and by the openCryptoki suite
+/// (OpenCryptokiTests) with the same checks.
+enum TokenSyncStory {
+    static func rotation(_ token: any TestToken) async throws {
+        let h = try TokenPassHarness(token: token)
         defer { h.token.remove() }
         let v1 = try await h.hsm.createKey(h.key, size: .bits2048)
         let (first, _) = await h.pass()
@@ -54,15 +54,14 @@ struct PKCS11SyncStoryTests {
         #expect(report.accounts.allSatisfy { $0.binding == v2.id && $0.previousBinding == v1.id })
         #expect(events.first?.kind == .keyRotated)
         let keyring = try #require(try await h.accounts[0].driver.readKeyring())
-        #expect(!keyring.deks.isEmpty && keyring.deks.allSatisfy { $0.algorithm == .aesKeyWrapPad && $0.keyVersion == v2.id })
-        // RFC 5649 of a 32-byte DEK is 40 bytes.
-        #expect(keyring.deks.allSatisfy { $0.wrappedKey.count == 40 })
+        #expect(!keyring.deks.isEmpty && keyring.deks.allSatisfy { $0.algorithm == h.token.wrapAlgorithm && $0.keyVersion == v2.id })
+        // RFC 5649 of a 32-byte DEK is 40 bytes; RSA-OAEP under a 2048-bit key 256.
+        #expect(keyring.deks.allSatisfy { $0.wrappedKey.count == (h.token.wrapAlgorithm == .aesKeyWrapPad ? 40 : 256) })
         #expect(try await h.plane.get(h.accounts[0], try ObjectName("o")).plaintext == Array("on the token".utf8))
     }
 
-    @Test("an old version disabled on the token while it still wraps DEKs: critical, names the accounts, changes nothing")
-    func disabledInUse() async throws {
-        let h = try TokenPassHarness()
+    static func disabledInUse(_ token: any TestToken) async throws {
+        let h = try TokenPassHarness(token: token)
         defer { h.token.remove() }
         let v1 = try await h.hsm.createKey(h.key, size: .bits2048)
         let (first, _) = await h.pass()
@@ -79,9 +78,8 @@ struct PKCS11SyncStoryTests {
         #expect(await h.pass(previous: report).report.state == .ok)
     }
 
-    @Test("pull on the token suspends every account; restore resumes them")
-    func pullAndRestore() async throws {
-        let h = try TokenPassHarness()
+    static func pullAndRestore(_ token: any TestToken) async throws {
+        let h = try TokenPassHarness(token: token)
         defer { h.token.remove() }
         _ = try await h.hsm.createKey(h.key, size: .bits2048)
         let (first, _) = await h.pass()
@@ -93,24 +91,20 @@ struct PKCS11SyncStoryTests {
         #expect(restored.state == .ok && restored.accounts.allSatisfy { !$0.suspended })
     }
 
-    @Test("token unavailable (no token with the label: the HSM is unplugged or down) is an outage: degraded, nothing suspended")
-    func tokenUnavailable() async throws {
-        let h = try TokenPassHarness()
+    static func tokenUnavailable(_ token: any TestToken) async throws {
+        let h = try TokenPassHarness(token: token)
         defer { h.token.remove() }
         _ = try await h.hsm.createKey(h.key, size: .bits2048)
         let (first, _) = await h.pass()
         #expect(first.state == .ok)
-        // The same host, its HSM gone: a module whose slots hold no token with the label.
-        let empty = try SoftHSMToken.make(label: "another-token")
-        defer { empty.remove() }
-        let unplugged = try SoftHSMToken(directory: empty.directory, label: h.token.label, pin: h.token.pin,
-                                         modulePath: empty.modulePath, pinFile: h.token.pinFile).vault(clock: h.clock)
+        // The same host, its HSM gone: the module's slots hold no token with the label.
+        let (unplugged, present) = try h.token.unplugged(clock: h.clock)
         do {
             _ = try await unplugged.snapshot(of: h.key)
             Issue.record("a snapshot without the token must fail")
         } catch let error as VaultError {
             #expect(error.code == .unavailable)
-            #expect(error.reason.contains("CKR_TOKEN_NOT_PRESENT") && error.reason.contains("'another-token'"))
+            #expect(error.reason.contains("CKR_TOKEN_NOT_PRESENT") && error.reason.contains("'\(present)'"))
         }
         let (report, events) = await h.pass(vault: CountingKeyVault(unplugged), previous: first)
         #expect(report.state == .degraded && report.cause?.contains("unreachable") == true)
@@ -118,4 +112,19 @@ struct PKCS11SyncStoryTests {
         #expect(events.map(\.kind).contains(.vaultUnreachable))
         #expect(!events.map(\.kind).contains(.accountSuspended))
     }
+}
+
+@Suite("PKCS#11 provider: the syncer story on SoftHSM", .serialized)
+struct PKCS11SyncStoryTests {
+    @Test("rotation on the token: every account rebound, its DEKs wrapped with A256KWP under the new version")
+    func rotation() async throws { try await TokenSyncStory.rotation(try SoftHSMToken.make()) }
+
+    @Test("an old version disabled on the token while it still wraps DEKs: critical, names the accounts, changes nothing")
+    func disabledInUse() async throws { try await TokenSyncStory.disabledInUse(try SoftHSMToken.make()) }
+
+    @Test("pull on the token suspends every account; restore resumes them")
+    func pullAndRestore() async throws { try await TokenSyncStory.pullAndRestore(try SoftHSMToken.make()) }
+
+    @Test("token unavailable (no token with the label: the HSM is unplugged or down) is an outage: degraded, nothing suspended")
+    func tokenUnavailable() async throws { try await TokenSyncStory.tokenUnavailable(try SoftHSMToken.make()) }
 }

@@ -8,7 +8,9 @@ import Synchronization
 /// token initialised there with `softhsm2-util --init-token`, a PIN file (mode 0600) and a private
 /// copy of SoftHSM's module, so that each test's module instance reads its own configuration
 /// (SoftHSM reads SOFTHSM2_CONF once, at C_Initialize). Fails saying why when softhsm2 is missing.
-struct SoftHSMToken: Sendable {
+struct SoftHSMToken: TestToken {
+    var name: String { "SoftHSM" }
+    var wrapAlgorithm: WrapAlgorithm { .aesKeyWrapPad }
     static let systemModule = "/usr/lib/softhsm/libsofthsm2.so"
     static let softhsmUtil = "/usr/bin/softhsm2-util"
     /// SOFTHSM2_CONF is process-wide: loading a module copy (its C_Initialize) happens under this lock.
@@ -69,15 +71,19 @@ struct SoftHSMToken: Sendable {
         return text
     }
 
-    func configuration(clock: any WallClock = SystemWallClock(), retentionDays: Int = 90, sessions: Int = 4) -> PKCS11VaultConfiguration {
+    func configuration(clock: any WallClock = SystemWallClock(), retentionDays: Int = 90, sessions: Int = 4,
+                       wrapAlgorithm: WrapAlgorithm = .aesKeyWrapPad) -> PKCS11VaultConfiguration {
         PKCS11VaultConfiguration(modulePath: modulePath, tokenLabel: label, pin: .file(pinFile), retentionDays: retentionDays,
-                                 sessions: sessions, clock: clock)
+                                 sessions: sessions, wrapAlgorithm: wrapAlgorithm, clock: clock)
     }
 
     /// Opens the provider on this token (loading a module copy under SOFTHSM2_CONF). With `spyLog`,
     /// the module is OpenSC's pkcs11-spy wrapping this SoftHSM copy, logging every call to that file.
-    func vault(clock: any WallClock = SystemWallClock(), sessions: Int = 4, spyLog: String? = nil) throws -> PKCS11KeyVault {
-        var configuration = configuration(clock: clock, sessions: sessions)
+    func vault(clock: any WallClock, sessions: Int) throws -> PKCS11KeyVault { try vault(clock: clock, sessions: sessions, spyLog: nil) }
+
+    func vault(clock: any WallClock = SystemWallClock(), sessions: Int = 4, spyLog: String? = nil,
+               wrapAlgorithm: WrapAlgorithm = .aesKeyWrapPad) throws -> PKCS11KeyVault {
+        var configuration = configuration(clock: clock, sessions: sessions, wrapAlgorithm: wrapAlgorithm)
         if spyLog != nil {
             guard FileManager.default.fileExists(atPath: Self.spyModule) else {
                 throw Missing(description: "\(Self.spyModule) is missing: install Debian's opensc package (scripts/install-deps.sh) for the pkcs11-spy test")
@@ -102,6 +108,13 @@ struct SoftHSMToken: Sendable {
     }
 
     static let spyModule = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so"
+
+    /// A provider of the same host asking for a label no slot holds: the HSM is gone.
+    func unplugged(clock: any WallClock) throws -> (vault: PKCS11KeyVault, present: String) {
+        var configuration = configuration(clock: clock, sessions: 2)
+        configuration.tokenLabel = "unplugged-hsm"
+        return (try PKCS11KeyVault(configuration: configuration), label)
+    }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }
 }

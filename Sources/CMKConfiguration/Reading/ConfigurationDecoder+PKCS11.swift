@@ -3,7 +3,8 @@ import Foundation
 import Yams
 
 extension ConfigurationDecoder {
-    static let pkcs11Keys = ["module", "token-label", "pin-file", "pin-credential", "retention-days", "purge-protection", "sessions"]
+    static let pkcs11Keys = ["module", "token-label", "pin-file", "pin-credential", "retention-days", "purge-protection", "sessions",
+                              "wrap-algorithm"]
 
     /// `vault.pkcs11`: module, token label and the PIN's file or credential (never the PIN).
     func decodePKCS11(_ node: Node) throws(ConfigurationError) -> SyncerConfiguration.Vault.PKCS11Settings {
@@ -44,6 +45,11 @@ extension ConfigurationDecoder {
         if let n = section["purge-protection"] { settings.purgeProtection = try reader.bool(n, at: "vault.pkcs11.purge-protection") }
         if let n = section["sessions"] {
             settings.sessions = try reader.int(n, at: "vault.pkcs11.sessions", range: SyncerConfiguration.Vault.PKCS11Settings.allowedSessions)
+        }
+        if let n = section["wrap-algorithm"] {
+            let name = try reader.choice(n, at: "vault.pkcs11.wrap-algorithm", noun: "a wrap algorithm",
+                                         accepted: [WrapAlgorithm.aesKeyWrapPad.rawValue, WrapAlgorithm.rsaOAEP256.rawValue])
+            settings.wrapAlgorithm = WrapAlgorithm(rawValue: name) ?? .aesKeyWrapPad
         }
         return settings
     }

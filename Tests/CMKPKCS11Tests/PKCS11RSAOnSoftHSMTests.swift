@@ -1,0 +1,32 @@
+import CMKCore
+import CMKEnvelope
+import CMKPKCS11
+import Foundation
+import Testing
+
+/// What SoftHSM 2.6.1 really does with RSA-OAEP-256 (docs/providers/pkcs11.md, "The real operation
+/// on both tokens"): the key pair is generated and its public key read, but the token refuses to
+/// decrypt OAEP with SHA-256/MGF1-SHA-256 (CKR_ARGUMENTS_BAD); the provider says so and names the fix.
+@Suite("PKCS#11 provider: RSA-OAEP-256 on SoftHSM 2.6.1", .serialized)
+struct PKCS11RSAOnSoftHSMTests {
+    @Test("an RSA version is made on SoftHSM, but its OAEP-SHA-256 unwrap is refused as unsupported naming CKR_ARGUMENTS_BAD")
+    func softHSMRefusesOAEP256() async throws {
+        let token = try SoftHSMToken.make()
+        defer { token.remove() }
+        let vault = try token.vault(clock: SystemWallClock(), sessions: 2, wrapAlgorithm: .rsaOAEP256)
+        #expect(vault.capabilities.wrapAlgorithm == .rsaOAEP256 && vault.capabilities.exportsPublicKey)
+        let key = try KeyReference("root-rsa")
+        let version = try await vault.createKey(key, size: .bits2048)
+        let material = try await vault.publicKey(of: key, version: version.id)
+        #expect(material.bitCount == 2048)
+        let dek = DEKWrapping.generateDEK()
+        let wrapped = try DEKWrapping.wrap(dek, with: material)
+        do {
+            _ = try await vault.unwrap(wrapped, key: key, version: version.id, algorithm: .rsaOAEP256)
+            Issue.record("SoftHSM 2.6.1 decrypted OAEP-SHA-256: the documented finding no longer holds, update docs/providers/pkcs11.md")
+        } catch let error as VaultError {
+            #expect(error.code == .unsupported)
+            #expect(error.reason.contains("C_DecryptInit returned CKR_ARGUMENTS_BAD") && error.reason.contains("A256KWP"))
+        }
+    }
+}
