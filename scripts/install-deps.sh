@@ -12,7 +12,8 @@ set -euo pipefail
 # chromium, chromium-driver: the console's browser test drives headless Chromium through Selenium.
 # prometheus: its promtool checks the daemon's /metrics scrape and the shipped alert rules (docs/metrics.md).
 # softhsm2, opensc: the PKCS#11 provider's tests run on SoftHSM v2 tokens and record every call through
-# OpenSC's pkcs11-spy (docs/providers/pkcs11.md); opencryptoki is the second emulator (issue 18, next slice).
+# OpenSC's pkcs11-spy (docs/providers/pkcs11.md); opencryptoki is the second emulator (its soft token decrypts
+# RSA-OAEP-SHA-256; the tests run its pkcsslotd in a private namespace with util-linux's unshare).
 # postgresql: the postgres storage driver's tests start a private PostgreSQL 15 server (initdb in a temporary
 # directory, run as the package's postgres user; CMKTesting.PostgresServer, docs/storage.md).
 need_apt=()
