@@ -7,11 +7,15 @@ public struct Account: Sendable {
     public let kind: StorageKind
     public let driver: any StorageDriver
     public let key: KeyReference
+    /// The leases that share the account's rebinds with other daemons (SPEC §12); nil where the
+    /// storage is not shared (directory, SQLite): the pass then writes without a lease.
+    public let leases: (any RebindLeases)?
 
-    public init(name: String, kind: StorageKind, driver: any StorageDriver, key: KeyReference) {
+    public init(name: String, kind: StorageKind, driver: any StorageDriver, key: KeyReference, leases: (any RebindLeases)? = nil) {
         self.name = name
         self.kind = kind
         self.driver = driver
         self.key = key
+        self.leases = leases
     }
 }

@@ -44,6 +44,10 @@ extension SyncerConfiguration {
         public var statementTimeout: Duration = .seconds(30)
         /// `connect-timeout` (duration 1s-1m, default 10s).
         public var connectTimeout: Duration = .seconds(10)
+        /// `lease-time` (duration 5s-1h, default 2m): how long a daemon's claim on an account's
+        /// rebind lasts; a daemon killed mid-pass leaves its accounts to the others after this.
+        /// Keep it longer than one account's rebind (an unwrap and a wrap per DEK, with retries).
+        public var leaseTime: Duration = .seconds(120)
 
         public init(endpoint: Endpoint, database: String, user: String, tls: TLS) {
             self.endpoint = endpoint

@@ -72,6 +72,11 @@ extension SyncerConfiguration {
         public var startTimeout: Duration
         /// `sync.retry` (mapping, optional).
         public var retry: Retry
+        /// `sync.instance-name` (1-64 bytes of letters, digits and `. _ - : @`; default the host
+        /// name, plus `@<instance>` under a templated unit `cmk-syncer@<instance>.service`; not
+        /// secret): names this daemon in the leases it takes and in the status of the accounts it
+        /// handles, where several daemons serve the same accounts (SPEC §12). nil: the default.
+        public var instanceName: String?
 
         public init(interval: Duration = .seconds(15 * 60), jitter: Jitter = .fraction(0.1),
                     pulledPollInterval: Duration = .seconds(60), suspend: SuspendPolicy = .immediate,

@@ -165,10 +165,10 @@ struct StatusCommand: AsyncParsableCommand {
             Output.line("note: the report's wall-clock times are \(skew > 0 ? "behind" : "ahead of") this host's clock by about \(off) (a clock step, or skew between processes); its age is measured on the boot clock.")
         }
         Output.line()
-        Output.table(["ACCOUNT", "KIND", "BINDING", "OUTCOME", "SUSPENDED", "DEKS", "VERSIONS"], report.accounts.map { account in
+        Output.table(["ACCOUNT", "KIND", "BINDING", "OUTCOME", "SUSPENDED", "DEKS", "VERSIONS", "HANDLED-BY"], report.accounts.map { account in
             [account.name, account.kind.rawValue, account.binding ?? "-", account.outcome.description,
              account.suspended ? "since \(Output.date(account.suspendedSince))" : "no", "\(account.deks)",
-             account.versions.joined(separator: ",")]
+             account.versions.joined(separator: ","), account.handledBy ?? "-"]
         })
         for account in report.accounts where account.outcome.detail != nil {
             Output.line("  \(account.name): \(account.outcome.detail!)")

@@ -31,8 +31,11 @@ extension Daemon {
         // Readers (the data plane) share the cache but give up on a throttling vault after cache.read-wait.
         let readers = DEKResolver(vault: vault, cache: cache, throttle: VaultThrottle(maxWait: configuration.cache.readWait))
         let postgres = try configuration.postgres.map { try postgresConfiguration($0, environment: environment, file: configuration.file) }
+        // One lease table per database: every postgres account shares its rebinds with the other daemons serving it.
+        let leases = postgres.map { PostgresLeases(configuration: $0) }
         let accounts = configuration.accounts.map {
-            makeAccount($0, key: configuration.vault.key, vaultDirectory: configuration.vault.local?.directory, postgres: postgres)
+            makeAccount($0, key: configuration.vault.key, vaultDirectory: configuration.vault.local?.directory, postgres: postgres,
+                        leases: $0.driver == .postgres ? leases : nil)
         }
         let sync = configuration.sync
         let settings = SyncPass.Settings(
@@ -40,7 +43,9 @@ extension Daemon {
             policy: ReconcilePolicy(suspend: sync.suspend == .immediate ? .immediate : .afterCacheTTL, cacheTTL: configuration.cache.ttl),
             concurrency: sync.concurrency,
             retry: RetryPolicy(attempts: sync.retry.attempts, initialDelay: sync.retry.initialDelay, maxDelay: sync.retry.maxDelay),
-            backupRetention: sync.backupRetention, expiryWarning: sync.expiryWarning)
+            backupRetention: sync.backupRetention, expiryWarning: sync.expiryWarning,
+            instance: LeaseHolder(name: sync.instanceName ?? defaultInstanceName(), token: SyncPass.newID()),
+            leaseTime: configuration.postgres?.leaseTime ?? .seconds(120))
         return Daemon(configuration: configuration, vault: vault, administration: administration, accounts: accounts, cache: cache,
                       resolver: resolver, executor: RebindExecutor(resolver: resolver, clock: clock), dataPlane: DataPlane(resolver: readers),
                       settings: settings, state: StateStore(directory: configuration.stateDirectory),
@@ -106,7 +111,7 @@ extension Daemon {
             }
             let vault = try PKCS11KeyVault(configuration: PKCS11VaultConfiguration(
                 modulePath: pkcs11.module, tokenLabel: pkcs11.tokenLabel, pin: pin, retentionDays: pkcs11.retentionDays,
-                purgeProtection: pkcs11.purgeProtection, sessions: pkcs11.sessions, clock: clock), logger: Logger(label: "cmk.vault.pkcs11"))
+                purgeProtection: pkcs11.purgeProtection, sessions: pkcs11.sessions, wrapAlgorithm: pkcs11.wrapAlgorithm, clock: clock), logger: Logger(label: "cmk.vault.pkcs11"))
             return (vault, vault)
         }
     }
@@ -154,9 +159,19 @@ extension Daemon {
     /// database, unsafe permissions, missing with `create: false`) fails that account alone, on each
     /// operation, with the error naming it, and opens once repaired (SPEC §5).
     static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference, vaultDirectory: String?,
-                            postgres: PostgresStorageConfiguration? = nil) -> Account {
+                            postgres: PostgresStorageConfiguration? = nil, leases: (any RebindLeases)? = nil) -> Account {
         let driver = DeferredStorageDriver(account: settings.name) { try openDriver(settings, vaultDirectory: vaultDirectory, postgres: postgres) }
-        return Account(name: settings.name, kind: settings.kind, driver: driver, key: key)
+        return Account(name: settings.name, kind: settings.kind, driver: driver, key: key, leases: leases)
+    }
+
+    /// `sync.instance-name`'s default: the host name, plus `@<instance>` when the daemon runs in a
+    /// templated unit (`cmk-syncer@<instance>.service`, read from /proc/self/cgroup).
+    public static func defaultInstanceName(cgroup: String? = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+                                    host: String = ProcessInfo.processInfo.hostName) -> String {
+        let unit = (cgroup ?? "").split { $0 == "/" || $0 == "\n" }.last { $0.hasSuffix(".service") && $0.contains("@") }
+        guard let unit, let at = unit.firstIndex(of: "@") else { return host }
+        let instance = unit[unit.index(after: at)...].dropLast(".service".count)
+        return instance.isEmpty ? host : "\(host)@\(instance)"
     }
 
     static func openDriver(_ settings: SyncerConfiguration.AccountSettings, vaultDirectory: String?,

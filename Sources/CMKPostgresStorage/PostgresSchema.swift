@@ -65,6 +65,20 @@ enum PostgresSchema {
             )
             """,
         ]),
+        Migration(version: 2, description: "rebind leases shared by the daemons serving the same accounts", statements: [
+            // One row per account that was ever leased. `expires` on the server's clock (one clock
+            // for every daemon); `token` tells two processes with the same name apart; the row stays
+            // after release (expires = released) so `holder` names the daemon that last handled it.
+            """
+            CREATE TABLE cmk_leases (
+                account text PRIMARY KEY,
+                holder text NOT NULL,
+                token text NOT NULL,
+                acquired timestamptz NOT NULL,
+                expires timestamptz NOT NULL
+            )
+            """,
+        ]),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

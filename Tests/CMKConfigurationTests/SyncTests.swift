@@ -52,7 +52,7 @@ struct SyncTests {
         ("sync:\n  retry:\n    attempts: 11\n", "sync.retry.attempts", "11 is out of range (accepted: 1 to 10)"),
         ("sync:\n  retry:\n    initial-delay: 5ms\n", "sync.retry.initial-delay", "'5ms' is out of range (accepted: 10ms to 1h)"),
         ("sync:\n  retry:\n    initial-delay: 2s\n    max-delay: 1s\n", "sync.retry.max-delay", "'1s' is out of range (accepted: the initial delay, 2s, to 1h)"),
-        ("sync: [interval]\n", "sync", "expected a mapping with the keys interval, jitter, pulled-poll-interval, probe-interval, suspend, concurrency, backup-retention, expiry-warning, start-timeout, retry, got a list"),
+        ("sync: [interval]\n", "sync", "expected a mapping with the keys interval, jitter, pulled-poll-interval, probe-interval, suspend, concurrency, backup-retention, expiry-warning, start-timeout, retry, instance-name, got a list"),
         ("cache:\n  ttl: 61m\n", "cache.ttl", "'61m' is out of range (accepted: 1s to 1h)"),
         ("cache:\n  ttl: 500ms\n", "cache.ttl", "'500ms' is out of range (accepted: 1s to 1h)"),
         ("cache:\n  capacity: 1000001\n", "cache.capacity", "1000001 is out of range (accepted: 1 to 1000000)"),

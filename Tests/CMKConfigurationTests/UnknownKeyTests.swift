@@ -7,7 +7,7 @@ struct UnknownKeyTests {
     static let vault = "provider, key, local, azure, pkcs11"
     static let local = "directory, master-key-file, master-key-credential, create, key-size, retention-days, purge-protection"
     static let account = "name, kind, driver, location, create"
-    static let sync = "interval, jitter, pulled-poll-interval, probe-interval, suspend, concurrency, backup-retention, expiry-warning, start-timeout, retry"
+    static let sync = "interval, jitter, pulled-poll-interval, probe-interval, suspend, concurrency, backup-retention, expiry-warning, start-timeout, retry, instance-name"
 
     @Test(arguments: [
         (Fixture.yaml("colour: blue\n"), "colour", "unknown key (accepted: \(top))"),

@@ -60,7 +60,7 @@ struct PostgresStorageDriverTests {
         for store in stores { await store.shutdown() }
     }
 
-    @Test("schema_migrations records version 1 once; a database migrated by a newer cmk-syncer is refused")
+    @Test("schema_migrations records versions 1 and 2 once; a database migrated by a newer cmk-syncer is refused")
     func migrations() async throws {
         let server = try PostgresServer.shared()
         let name = "migrations_\(UInt32.random(in: .min ... .max))"
@@ -72,13 +72,13 @@ struct PostgresStorageDriverTests {
             _ = try await PostgresStorageDriver(store: store, account: "a").readKeyring()
             await store.shutdown()
         }
-        #expect(try server.psql("SELECT version, description FROM schema_migrations", database: name)
-            == "1|keyrings, objects, object chunks, staged writes, retired revisions")
+        #expect(try server.psql("SELECT version, description FROM schema_migrations ORDER BY version", database: name)
+            == "1|keyrings, objects, object chunks, staged writes, retired revisions\n2|rebind leases shared by the daemons serving the same accounts")
         try server.psql("INSERT INTO schema_migrations(version, description) VALUES (99, 'from the future')", database: name)
         let store = try PostgresStore(configuration)
         let error = await storageError { _ = try await PostgresStorageDriver(store: store, account: "a").readKeyring() }
         #expect(error?.code == .misconfigured)
-        #expect(error?.reason.contains("schema version 99, newer than this cmk-syncer's (1)") == true, "\(String(describing: error))")
+        #expect(error?.reason.contains("schema version 99, newer than this cmk-syncer's (2)") == true, "\(String(describing: error))")
         await store.shutdown()
     }
 

@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigurationDecoder {
     static let postgresKeys = ["host", "socket-directory", "port", "database", "user", "password-credential", "password-file", "tls", "ca-file",
-                               "pool-size", "statement-timeout", "connect-timeout"]
+                               "pool-size", "statement-timeout", "connect-timeout", "lease-time"]
 
     /// `postgres`: the database of the `postgres` accounts (docs/configuration.md).
     func decodePostgres(_ node: Node) throws(ConfigurationError) -> SyncerConfiguration.PostgresSettings {
@@ -71,6 +71,9 @@ extension ConfigurationDecoder {
         }
         if let n = section["connect-timeout"] {
             settings.connectTimeout = try reader.duration(n, at: "postgres.connect-timeout", range: .seconds(1) ... .seconds(60), accepted: "1s to 1m")
+        }
+        if let n = section["lease-time"] {
+            settings.leaseTime = try reader.duration(n, at: "postgres.lease-time", range: .seconds(5) ... .seconds(3600), accepted: "5s to 1h")
         }
         return settings
     }

@@ -1,7 +1,7 @@
 import Yams
 
 extension ConfigurationDecoder {
-    static let syncKeys = ["interval", "jitter", "pulled-poll-interval", "probe-interval", "suspend", "concurrency", "backup-retention", "expiry-warning", "start-timeout", "retry"]
+    static let syncKeys = ["interval", "jitter", "pulled-poll-interval", "probe-interval", "suspend", "concurrency", "backup-retention", "expiry-warning", "start-timeout", "retry", "instance-name"]
     static let retryKeys = ["attempts", "initial-delay", "max-delay"]
     static let cacheKeys = ["ttl", "capacity", "read-wait"]
     static let loggingKeys = ["level", "format"]
@@ -42,6 +42,15 @@ extension ConfigurationDecoder {
         }
         if let n = section["start-timeout"] {
             sync.startTimeout = try reader.duration(n, at: "sync.start-timeout", range: .seconds(1) ... .seconds(3600), accepted: "1s to 1h")
+        }
+        if let n = section["instance-name"] {
+            let name = try reader.string(n, at: "sync.instance-name", expected: "a daemon name")
+            let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:@")
+            guard (1...64).contains(name.utf8.count), name.allSatisfy({ allowed.contains($0) }) else {
+                throw reader.error(.invalidValue, "sync.instance-name",
+                                   "\(Excerpt.quoted(name)) is not a daemon name (accepted: 1-64 letters, digits and . _ - : @; example: db-host-2)", at: n)
+            }
+            sync.instanceName = name
         }
         let retry = try reader.optionalMapping(section["retry"], at: "sync.retry", keys: Self.retryKeys)
         if let n = retry["attempts"] { sync.retry.attempts = try reader.int(n, at: "sync.retry.attempts", range: 1...10) }

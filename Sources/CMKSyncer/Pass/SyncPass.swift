@@ -16,16 +16,25 @@ public struct SyncPass: Sendable {
         public var backupRetention: Duration
         /// A current version expiring within this is warned about (zero: never). Default 30 days.
         public var expiryWarning: Duration
+        /// This daemon (`sync.instance-name` and a token drawn at start): claims leases, and is
+        /// named in the report as the daemon that handled an account.
+        public var instance: LeaseHolder
+        /// How long a claimed rebind lease lasts (`postgres.lease-time`). Default 2 minutes.
+        public var leaseTime: Duration
 
         public init(key: KeyReference, policy: ReconcilePolicy = .init(), concurrency: Int = 4,
                     retry: RetryPolicy = .init(), backupRetention: Duration = .seconds(14 * 86_400),
-                    expiryWarning: Duration = .seconds(30 * 86_400)) {
+                    expiryWarning: Duration = .seconds(30 * 86_400),
+                    instance: LeaseHolder = LeaseHolder(name: ProcessInfo.processInfo.hostName, token: SyncPass.newID()),
+                    leaseTime: Duration = .seconds(120)) {
             self.key = key
             self.policy = policy
             self.concurrency = concurrency
             self.retry = retry
             self.backupRetention = backupRetention
             self.expiryWarning = expiryWarning
+            self.instance = instance
+            self.leaseTime = leaseTime
         }
     }
 
@@ -74,6 +83,7 @@ public struct SyncPass: Sendable {
         let hadKeyring = Set((previous?.accounts ?? []).filter { $0.generation != nil }.map(\.name))
         let (executed, unreached) = await executeAll(condition: condition, versions: versions, hadKeyring: hadKeyring)
         var outcomes = executed + unreached.map { Self.notReached($0, previous: previous) }
+        await fillHandlers(&outcomes, previous: previous)
         outcomes.sort { $0.report.name < $1.report.name }
         let finished = clock.now()
         let keyrings = Dictionary(outcomes.compactMap { o in o.keyring.map { (o.report.name, $0) } }, uniquingKeysWith: { a, _ in a })
@@ -181,6 +191,7 @@ public struct SyncPass: Sendable {
         var before: Keyring?
         var wrote = true
         var outcome: Outcome
+        var handledBy: String?
         do {
             before = try await account.driver.readKeyring()
             // The checks a rebind makes hold for an account in sync too: a keyring of another
@@ -193,7 +204,30 @@ public struct SyncPass: Sendable {
             let plan = Reconciler.plan(condition, versions: versions, keyring: before, keyringExpected: expected,
                                        policy: settings.policy, now: clock.now())
             wrote = plan.writes
-            (outcome, blocker) = try await perform(plan, on: account, keyring: before, events: &events)
+            // A write to storage other daemons share is done under the account's lease; an
+            // account another daemon holds is left to it this pass (its CAS would decide anyway).
+            if plan.writes, let leases = account.leases {
+                switch try await leases.claim(account.name, as: settings.instance, for: settings.leaseTime) {
+                case .granted:
+                    handledBy = settings.instance.name
+                    do {
+                        (outcome, blocker) = try await perform(plan, on: account, keyring: before, events: &events)
+                    } catch {
+                        try? await leases.release(account.name, as: settings.instance)
+                        throw error
+                    }
+                    // Released at once, so a daemon that starts later sees the account in sync
+                    // instead of waiting out the lease; a failed release only lets the lease run out.
+                    try? await leases.release(account.name, as: settings.instance)
+                case .heldElsewhere(let holder, let until):
+                    wrote = false
+                    handledBy = holder
+                    outcome = Outcome(.handledElsewhere, detail: "daemon \(holder) holds this account's rebind lease until \(until.ISO8601Format()); left to it this pass")
+                }
+            } else {
+                if plan.writes { handledBy = settings.instance.name }
+                (outcome, blocker) = try await perform(plan, on: account, keyring: before, events: &events)
+            }
         } catch {
             let categorized = error as? any CategorizedError
             outcome = Outcome(.failed, reason: categorized?.codeName ?? "internal", detail: String(describing: error))
@@ -203,12 +237,13 @@ public struct SyncPass: Sendable {
         // Re-read only when the plan may have written: an idle pass reads each keyring once.
         let after = wrote ? ((try? await account.driver.readKeyring()) ?? before) : before
         let elapsed = ContinuousClock.now - started
-        let report = AccountReport(
+        var report = AccountReport(
             name: account.name, kind: account.kind, outcome: outcome, binding: after?.binding,
             versions: after?.referencedVersions ?? [], deks: after?.deks.count ?? 0, generation: after?.generation,
             suspended: after?.suspension != nil, suspendedSince: after?.suspension?.since,
             previousBinding: before?.binding != after?.binding ? before?.binding : nil,
             milliseconds: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))
+        report.handledBy = handledBy
         return AccountResult(report: report, events: events, keyring: after, blocker: blocker, suspendedBefore: before?.suspension?.since)
     }
 

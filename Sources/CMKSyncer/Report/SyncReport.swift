@@ -112,6 +112,10 @@ public struct AccountReport: Hashable, Sendable, Codable {
     public var previousBinding: String?
     /// Milliseconds the account took.
     public var milliseconds: Int
+    /// The daemon (`sync.instance-name`) that last handled the account: the one that wrote its
+    /// keyring this pass, the lease holder it was left to, or, for an account in sync, the one
+    /// that last held its lease (shared storage) or this daemon (storage only it serves).
+    public var handledBy: String?
 
     public init(name: String, kind: StorageKind, outcome: Outcome, binding: String?, versions: [String], deks: Int,
                 generation: UInt64?, suspended: Bool, suspendedSince: Date?, previousBinding: String?, milliseconds: Int) {
@@ -139,6 +143,9 @@ public struct Outcome: Hashable, Sendable, Codable, CustomStringConvertible {
         /// The pass stopped (the daemon was stopping) before it reached this account; binding and
         /// versions are as the previous pass saw them.
         case notReached = "not-reached"
+        /// Another daemon held the account's rebind lease (shared storage, SPEC §12): left to it
+        /// this pass. Not a failure; binding and versions are as this pass read them.
+        case handledElsewhere = "handled-elsewhere"
     }
 
     public var code: Code
