@@ -44,6 +44,9 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
 
     var now: Date { configuration.clock.now() }
 
+    /// What the session pool has done so far (sessions opened and closed, the peak in use).
+    public var poolStatistics: PKCS11PoolStatistics { pool.statistics }
+
     // MARK: KeyVault
 
     public func snapshot(of key: KeyReference) async throws -> KeySnapshot {

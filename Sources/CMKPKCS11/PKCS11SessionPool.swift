@@ -26,6 +26,7 @@ final class PKCS11SessionPool: Sendable {
         var loggedIn = false
         /// Bumped whenever the token is looked up again: sessions of an older generation are closed.
         var generation = 0
+        var statistics = PKCS11PoolStatistics()
     }
     private let state = Mutex(State())
 
@@ -73,7 +74,12 @@ final class PKCS11SessionPool: Sendable {
 
     private func acquire() throws(PKCS11Failure) -> (PKCS11Session, Int) {
         let taken: (CK_SESSION_HANDLE?, CK_SLOT_ID?, Bool, Int) = state.withLock { state in
-            (state.idle.popLast(), state.slot, state.loggedIn, state.generation)
+            state.statistics.calls += 1
+            state.statistics.inUse += 1
+            state.statistics.peakInUse = max(state.statistics.peakInUse, state.statistics.inUse)
+            let idle = state.idle.popLast()
+            if idle == nil { state.statistics.opened += 1 }
+            return (idle, state.slot, state.loggedIn, state.generation)
         }
         var (handle, slot, loggedIn, generation) = taken
         if let handle, loggedIn { return (PKCS11Session(module: module, handle: handle), generation) }
@@ -123,7 +129,11 @@ final class PKCS11SessionPool: Sendable {
 
     private func release(_ handle: CK_SESSION_HANDLE, generation: Int) {
         let keep = state.withLock { state in
-            guard state.generation == generation, state.idle.count < maxIdle else { return false }
+            state.statistics.inUse -= 1
+            guard state.generation == generation, state.idle.count < maxIdle else {
+                state.statistics.closedOverLimit += 1
+                return false
+            }
             state.idle.append(handle)
             return true
         }
@@ -147,6 +157,8 @@ final class PKCS11SessionPool: Sendable {
         idle.forEach(close)
     }
 
+    var statistics: PKCS11PoolStatistics { state.withLock { $0.statistics } }
+
     /// The labels of the tokens present now, for an error naming what is there instead.
     func presentLabels() -> [String] {
         (try? module.tokens().map(\.label)) ?? []
@@ -156,4 +168,16 @@ final class PKCS11SessionPool: Sendable {
     func mechanisms() throws(PKCS11Failure) -> Set<CK_MECHANISM_TYPE> {
         try module.mechanisms(slot: findSlot())
     }
+}
+
+/// What the session pool did (for benchmarks and diagnosis): calls, sessions opened because none
+/// was idle, sessions closed on release because ``PKCS11SessionPool/maxIdle`` were already idle, and
+/// the most calls holding a session at once. The pool never waits for a session: a call that finds
+/// none idle opens one.
+public struct PKCS11PoolStatistics: Sendable, Hashable {
+    public var calls = 0
+    public var opened = 0
+    public var closedOverLimit = 0
+    public var inUse = 0
+    public var peakInUse = 0
 }
