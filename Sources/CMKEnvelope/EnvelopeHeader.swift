@@ -49,25 +49,46 @@ public struct EnvelopeHeader: Hashable, Sendable {
     public var encodedLength: Int { Self.fixedLength + account.utf8.count + 2 + object.utf8.count }
 
     /// The encoded header.
-    public func encoded() -> [UInt8] {
-        let accountBytes = Array(account.utf8)
-        let objectBytes = Array(object.utf8)
-        let total = Self.fixedLength + accountBytes.count + 2 + objectBytes.count
-        var out = [UInt8]()
-        out.reserveCapacity(total)
-        out += Self.magic
-        out.append(Self.formatVersion)
-        out.append(Self.suite)
-        out.appendBigEndian(UInt16(total))
-        out.appendBigEndian(UInt32(segmentSize))
-        out += dekID.bytes
-        out += salt
-        out += noncePrefix
-        out.appendBigEndian(UInt16(accountBytes.count))
-        out += accountBytes
-        out.appendBigEndian(UInt16(objectBytes.count))
-        out += objectBytes
-        return out
+    public func encoded() -> [UInt8] { encoded(reserving: 0) }
+
+    /// The encoded header in an array with room for `extra` more bytes (the segment cipher's
+    /// associated data appends a frame header). Written in place: one allocation per object.
+    func encoded(reserving extra: Int) -> [UInt8] {
+        var account = self.account, object = self.object
+        return account.withUTF8 { accountBytes in
+            object.withUTF8 { objectBytes in
+                let total = Self.fixedLength + accountBytes.count + 2 + objectBytes.count
+                var out = [UInt8](unsafeUninitializedCapacity: total + extra) { buffer, count in
+                    var at = 0
+                    func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+                        _ = UnsafeMutableBufferPointer(rebasing: buffer[at..<(at + bytes.count)]).initialize(from: bytes)
+                        at += bytes.count
+                    }
+                    func put(_ value: Int, bytes: Int) {
+                        for shift in stride(from: 8 * (bytes - 1), through: 0, by: -8) {
+                            buffer[at] = UInt8(truncatingIfNeeded: value >> shift)
+                            at += 1
+                        }
+                    }
+                    Self.magic.withUnsafeBufferPointer(put)
+                    buffer[at] = Self.formatVersion
+                    buffer[at + 1] = Self.suite
+                    at += 2
+                    put(total, bytes: 2)
+                    put(segmentSize, bytes: 4)
+                    dekID.bytes.withUnsafeBufferPointer(put)
+                    salt.withUnsafeBufferPointer(put)
+                    noncePrefix.withUnsafeBufferPointer(put)
+                    put(accountBytes.count, bytes: 2)
+                    put(accountBytes)
+                    put(objectBytes.count, bytes: 2)
+                    put(objectBytes)
+                    count = at
+                }
+                precondition(out.count == total)
+                return out
+            }
+        }
     }
 
     /// Parses a header from the start of `bytes`. Returns nil when more bytes are needed.
@@ -133,14 +154,6 @@ extension EnvelopeHeader {
 }
 
 extension Array where Element == UInt8 {
-    mutating func appendBigEndian(_ value: UInt16) {
-        append(UInt8(value >> 8)); append(UInt8(value & 0xFF))
-    }
-
-    mutating func appendBigEndian(_ value: UInt32) {
-        append(UInt8(value >> 24)); append(UInt8((value >> 16) & 0xFF)); append(UInt8((value >> 8) & 0xFF)); append(UInt8(value & 0xFF))
-    }
-
     func readBigEndianUInt16(at offset: Int) -> UInt16 {
         UInt16(self[offset]) << 8 | UInt16(self[offset + 1])
     }

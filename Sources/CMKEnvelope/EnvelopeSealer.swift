@@ -37,7 +37,6 @@ public struct EnvelopeSealer: Sendable {
         let header = try EnvelopeHeader(dekID: dekID, account: account, object: object, segmentSize: segmentSize,
                                         salt: salt, noncePrefix: noncePrefix)
         cipher = try SegmentCipher(header: header, dek: dek)
-        pending.reserveCapacity(segmentSize)
     }
 
     /// The header of the object being written.
@@ -71,6 +70,10 @@ public struct EnvelopeSealer: Sendable {
                     continue
                 }
                 let take = Swift.min(size - pending.count, input.count)
+                // Room for this object's bytes, up to one segment: a small object never allocates a whole segment.
+                if pending.capacity < pending.count + take {
+                    pending.reserveCapacity(Swift.min(size, Swift.max(pending.count + take, 2 * pending.capacity)))
+                }
                 pending.append(contentsOf: input.prefix(take))
                 input = input.dropFirst(take)
             }

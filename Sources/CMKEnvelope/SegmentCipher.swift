@@ -14,8 +14,8 @@ struct SegmentCipher: Sendable {
     static let keyInfo = Array("cmk-syncer object key v1".utf8)
 
     let header: EnvelopeHeader
-    let headerBytes: [UInt8]
-    let objectTag: [UInt8]
+    /// The encoded header's length: the first bytes of ``associatedData``.
+    let headerLength: Int
     /// AES-256-GCM keyed once with the object key, for every segment of the object.
     private let context: GCMContext
     /// A segment's associated data, header || frame header: the header once per object, the
@@ -27,13 +27,20 @@ struct SegmentCipher: Sendable {
     init(header: EnvelopeHeader, dek: SecretBytes) throws(EnvelopeError) {
         guard dek.count == 32 else { throw EnvelopeError(.invalidParameter, "a DEK has 32 bytes, not \(dek.count)") }
         self.header = header
-        self.headerBytes = header.encoded()
-        self.objectTag = header.objectTag
         self.context = Self.objectKey(dek: dek, salt: header.salt)
-        associatedData = headerBytes + [UInt8](repeating: 0, count: Self.frameHeaderLength)
-        associatedData.replaceSubrange((associatedData.count - 8)..., with: objectTag)
-        nonceBytes = header.noncePrefix + [0, 0, 0, 0, 0]
+        associatedData = header.encoded(reserving: Self.frameHeaderLength)
+        headerLength = associatedData.count
+        associatedData.append(contentsOf: repeatElement(0, count: Self.frameHeaderLength - 8))
+        associatedData.append(contentsOf: header.salt[0..<8])  // the object tag
+        nonceBytes = [UInt8](repeating: 0, count: 12)
+        nonceBytes.replaceSubrange(0..<7, with: header.noncePrefix)
     }
+
+    /// The encoded header.
+    var headerBytes: ArraySlice<UInt8> { associatedData[..<headerLength] }
+
+    /// The first 8 bytes of the salt, repeated in every frame (the frame's last 8 bytes).
+    var objectTag: ArraySlice<UInt8> { associatedData[(associatedData.count - 8)...] }
 
     /// HKDF-SHA-256(IKM = DEK, salt, info = "cmk-syncer object key v1", L = 32) in libcrypto,
     /// reading the DEK where it lies in secret memory; the 32 bytes pass through a wiped stack
@@ -58,7 +65,7 @@ struct SegmentCipher: Sendable {
 
     /// Sets the frame header of segment `index` in ``associatedData`` and the nonce's last 5 bytes.
     private mutating func prepare(index: UInt32, final: Bool, length: Int) {
-        let base = headerBytes.count
+        let base = headerLength
         let flags = final ? Self.finalFlag : 0
         associatedData.withUnsafeMutableBufferPointer { frame in
             frame[base] = UInt8(index >> 24); frame[base + 1] = UInt8((index >> 16) & 0xFF)
@@ -85,7 +92,7 @@ struct SegmentCipher: Sendable {
     /// copied to its place in `out` and encrypted there: one pass over the bytes besides the AES-GCM one.
     mutating func seal(_ plaintext: UnsafeRawBufferPointer, index: UInt32, final: Bool, into out: inout [UInt8]) {
         prepare(index: index, final: final, length: plaintext.count)
-        out.append(contentsOf: associatedData[headerBytes.count...])
+        out.append(contentsOf: associatedData[headerLength...])
         let start = out.count
         out.append(contentsOf: plaintext)
         out.append(contentsOf: Self.emptyTag)
