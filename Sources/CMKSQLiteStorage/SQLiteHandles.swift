@@ -54,6 +54,7 @@ public final class SQLiteHandles: Sendable {
 
     private let state: Mutex<State>
     private let nextKey = Atomic<UInt64>(0)
+    private let reads = Atomic<Int>(0)
 
     public init(capacity: Int) {
         precondition(capacity >= 1, "SQLiteHandles needs room for at least one database")
@@ -66,6 +67,12 @@ public final class SQLiteHandles: Sendable {
 
     /// Databases opened so far (first opens and reopens after eviction).
     public var openings: Int { state.withLock { $0.opened } }
+
+    /// Read-only connections opened so far by drivers of this set (``SQLiteReadConnection``: the
+    /// schema check when a driver opens, keyring reads); each is closed when its read ends.
+    public var readOpenings: Int { reads.load(ordering: .relaxed) }
+
+    func countReadOpening() { reads.add(1, ordering: .relaxed) }
 
     /// How often the open databases were let go because the process ran out of descriptors.
     public var sheddings: Int { state.withLock { $0.shed } }

@@ -41,7 +41,11 @@ enum SQLiteSchema {
 
     /// The database's schema version; a database from a newer cmk-syncer is refused.
     static func checkVersion(_ db: Database) throws -> Int {
-        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        try checkVersion(try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0)
+    }
+
+    /// `version` (`PRAGMA user_version`), refused if it is newer than this cmk-syncer's.
+    static func checkVersion(_ version: Int) throws -> Int {
         guard version <= Self.version else {
             throw StorageError(.misconfigured, "the database has schema version \(version), newer than this cmk-syncer's (\(Self.version)); run the cmk-syncer that wrote it, or restore a backup")
         }

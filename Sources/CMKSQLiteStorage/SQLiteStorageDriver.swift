@@ -39,6 +39,10 @@ public final class SQLiteStorageDriver: StorageDriver {
     let handleKey: String
     /// The decoded keyring, kept while the database and its WAL stay as they were.
     let keyringCache = FileDerivedCache<Keyring?>()
+    /// The keyring row read with the schema check when the driver opened, for the first
+    /// ``readKeyring()`` (decoded and checked there) while the files stay as they were: the daemon
+    /// opens its drivers in the first pass, which then opens each database once, not twice.
+    let openedRow = FileDerivedCache<SQLiteSchema.KeyringRow?>()
 
     /// The open database, reopened if ``handles`` closed it to stay within its capacity. Out of
     /// descriptors, the other open databases are let go and the open is tried once more.
@@ -75,20 +79,42 @@ public final class SQLiteStorageDriver: StorageDriver {
         self.busyTimeout = busyTimeout
         self.handles = handles
         handleKey = handles.uniqueKey(path)
-        try handles.relievingDescriptors("prepare database '\(path)'") { try Self.preparePrivateFile(path) }
-        try Self.database("prepare database '\(path)'") {
-            // On a read-only file system: opened for reads only, nothing created or removed.
-            guard !SystemFile.isOnReadOnlyFileSystem(path) else {
-                return try pool.read { db in _ = try SQLiteSchema.checkVersion(db) }
+        let what = "prepare database '\(path)'"
+        try handles.relievingDescriptors(what) { try Self.preparePrivateFile(path) }
+        let cutoff = Date().timeIntervalSince1970 - staleStagingAge
+        // An existing database of this schema version with nothing left by a crash is only read
+        // (a read-only connection, no pool): a restart over thousands of accounts opens no pool
+        // until an account is written. On a read-only file system nothing is created or removed.
+        let now = FileDerivedCache<Int>.now()
+        let before = try keyringFingerprint()
+        let (current, row) = try handles.relievingDescriptors(what) {
+            try Self.database(what) { () throws -> (Bool, SQLiteSchema.KeyringRow?) in
+                let connection = try readConnection()
+                let version = try SQLiteSchema.checkVersion(connection.userVersion())
+                guard version == SQLiteSchema.version else { return (SystemFile.isOnReadOnlyFileSystem(path), nil) }
+                let row = try? connection.keyringRow()  // a damaged row is reported by readKeyring()
+                return (try SystemFile.isOnReadOnlyFileSystem(path) || !connection.hasStaleStaging(olderThan: cutoff), row)
             }
+        }
+        guard !current else {
+            if let row { openedRow.store(row, readBetween: before, and: try keyringFingerprint(), now: now) }
+            return
+        }
+        try Self.database(what) {
             try pool.write { db in
                 try SQLiteSchema.create(db)
-                try SQLiteSchema.removeStaleStaging(db, olderThan: Date().timeIntervalSince1970 - staleStagingAge)
+                try SQLiteSchema.removeStaleStaging(db, olderThan: cutoff)
             }
         }
     }
 
     deinit { handles.close(handleKey) }
+
+    /// A read-only connection of its own (counted in ``SQLiteHandles/readOpenings``).
+    func readConnection() throws -> SQLiteReadConnection {
+        handles.countReadOpening()
+        return try SQLiteReadConnection(path: path, busyTimeout: busyTimeout)
+    }
 
     /// Opens the database in WAL mode with a busy timeout and a writer that syncs every commit.
     static func openPool(_ path: String, busyTimeout: TimeInterval) throws -> DatabasePool {
@@ -214,15 +240,29 @@ public final class SQLiteStorageDriver: StorageDriver {
 
     /// The keyring. Kept between calls while the database file and its WAL are unchanged (a
     /// `stat` of each), so an idle pass over thousands of accounts opens no database: beyond the
-    /// ``SQLiteHandles`` capacity every read would otherwise reopen one.
+    /// ``SQLiteHandles`` capacity every read would otherwise reopen one. When it is not kept (the
+    /// first read after a start, or the files changed) it is read through a read-only connection
+    /// of its own (``SQLiteReadConnection``), not a pool, and decoded and checked in full.
     public func readKeyring() async throws -> Keyring? {
-        try await keyringCache.value(fingerprint: keyringFingerprint) {
+        let now = FileDerivedCache<Keyring?>.now()
+        let before = try keyringFingerprint()
+        if let kept = keyringCache.value(for: before) { return kept }
+        // The row read when the driver opened, while the files are as they were then (the
+        // first read after a start); otherwise a read-only connection reads it now.
+        let opened = openedRow.value(for: before)
+        openedRow.invalidate()
+        let row: SQLiteSchema.KeyringRow?
+        if case .some(let openedRow) = opened {
+            row = openedRow
+        } else {
             let what = "read keyring from '\(path)'"
-            let row = try await handles.relievingDescriptors(what) {
-                try await Self.database(what) { try await pool.read { db in try SQLiteSchema.keyringRow(db) } }
+            row = try handles.relievingDescriptors(what) {
+                try Self.database(what) { try readConnection().keyringRow() }
             }
-            return try row.map(decode)
         }
+        let keyring = try row.map(decode)
+        keyringCache.store(keyring, readBetween: before, and: opened != nil ? before : try keyringFingerprint(), now: now)
+        return keyring
     }
 
     /// What the keyring's bytes depend on: the database file and its WAL. Commits write the WAL
@@ -255,6 +295,7 @@ public final class SQLiteStorageDriver: StorageDriver {
         }
         let account = account
         keyringCache.invalidate()
+        openedRow.invalidate()
         defer { keyringCache.invalidate() }
         let what = "replace keyring in '\(path)'"
         // Retrying after a descriptor shortage is safe: the generation is checked in the transaction.

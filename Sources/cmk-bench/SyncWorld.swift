@@ -35,7 +35,9 @@ struct SyncWorld {
             switch driver {
             case .memory: storage = InMemoryStorageDriver(account: name)
             case .directory: storage = try DirectoryStorageDriver(directory: "\(root)/accounts/\(name)", account: name)
-            case .sqlite: storage = try SQLiteStorageDriver(path: "\(root)/accounts/\(name).sqlite", account: name)
+            // Opened on first use, as the daemon opens every account (`Daemon.makeAccount`): the
+            // first pass after the start opens each database, checks its schema and reads its keyring.
+            case .sqlite: storage = DeferredStorageDriver(account: name) { try SQLiteStorageDriver(path: "\(root)/accounts/\(name).sqlite", account: name) }
             }
             return Account(name: name, kind: StorageKind.allCases[index % StorageKind.allCases.count], driver: storage, key: key)
         }
