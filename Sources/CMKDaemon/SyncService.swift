@@ -151,8 +151,10 @@ public final class SyncService: Service {
         }
         // The host's version usage to the vault service, when configured (never changes the pass).
         await UsageReporter.send(report, daemon: current, logger: logger)
-        // What the pass freed goes back to the kernel, not to idle malloc arenas.
+        // What the pass freed goes back to the kernel, not to idle malloc arenas; so do the
+        // clean code and data pages it mapped, until the next pass runs them again.
         ProcessMemory.release()
+        ResidentCode.release()
     }
 
     /// What `daemon.json` says about this process.
