@@ -28,6 +28,8 @@ struct Plan: Sendable {
     var fleetAccounts = 10_000
     /// Tries per vault call under throttling in rotation passes (`--throttle-attempts`; 1 shows the behaviour without retries).
     var throttleAttempts = 8
+    /// Passes per daemon (metrics on, metrics off) in the metrics suite, alternating.
+    var metricsRounds: Int { mode == "quick" ? 5 : 15 }
 
     static let quick = Plan(
         mode: "quick", cryptoSeconds: 1, opensslSeconds: 1, idleAccounts: [10, 1_000, 10_000],
