@@ -290,6 +290,7 @@ let package = Package(
                 "CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKAccounts", "CMKSyncer", "CMKTesting",
                 "CMKDirectoryStorage", "CMKSQLiteStorage",
                 "CMKIdentity", "CMKVaultService", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKAzureTestServer", "CMKTestingHTTP",
+                "CMKPKCS11",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
