@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "cmk-bench",
         abstract: "Measures cmk-syncer against its physical limits (docs/performance.md).",
         discussion: "Build with `swift build -c release`; `make bench` and `make bench-quick` do both.",
-        subcommands: [Run.self, ScenarioCommand.self],
+        subcommands: [Run.self, ScenarioCommand.self, PKCS11TokenCommand.self],
         defaultSubcommand: Run.self)
 }
 
@@ -18,8 +18,8 @@ extension BenchCommand {
         @Flag(help: "The short run (under 5 minutes after the build): fewer repetitions, a 10 s daemon idle window.")
         var quick = false
 
-        @Option(help: "Suites to run, comma-separated: envelope, rsa, sync, rotation, dataplane, daemon, vault, keys, probe (default: all).")
-        var only: String = "envelope,rsa,sync,rotation,dataplane,daemon,vault,keys,probe"
+        @Option(help: "Suites to run, comma-separated: envelope, rsa, sync, rotation, dataplane, daemon, vault, keys, probe, metrics, pkcs11 (default: all).")
+        var only: String = "envelope,rsa,sync,rotation,dataplane,daemon,vault,keys,probe,metrics,pkcs11"
 
         @Option(help: "Accounts the keys suite rotates across three daemons on cmk-vault (default 10000, the documented figure; fewer for a quick look).")
         var fleetAccounts = 10_000
@@ -40,7 +40,7 @@ extension BenchCommand {
             guard (3...100_000).contains(fleetAccounts) else { throw ValidationError("--fleet-accounts must be 3-100000, not \(fleetAccounts)") }
             plan.fleetAccounts = fleetAccounts
             let suites = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            let known: Set = ["envelope", "rsa", "sync", "rotation", "dataplane", "daemon", "vault", "keys", "probe"]
+            let known: Set = ["envelope", "rsa", "sync", "rotation", "dataplane", "daemon", "vault", "keys", "probe", "metrics", "pkcs11"]
             guard suites.isSubset(of: known) else {
                 throw ValidationError("--only: unknown suite(s) \(suites.subtracting(known).sorted().joined(separator: ", ")); accepted: \(known.sorted().joined(separator: ", "))")
             }
@@ -61,6 +61,8 @@ extension BenchCommand {
             if suites.contains("vault") { try await VaultBench.run(plan, scratch: scratch, into: &results) }
             if suites.contains("keys") { try await KeysAPIBench.run(plan, scratch: scratch, into: &results) }
             if suites.contains("probe") { try await ProbeBench.run(plan, scratch: scratch, into: &results) }
+            if suites.contains("metrics") { try await MetricsBench.run(plan, scratch: scratch, into: &results) }
+            if suites.contains("pkcs11") { try await PKCS11Bench.run(plan, scratch: scratch, into: &results) }
             results.machine["load after"] = Machine.load()
             results.machine["seconds"] = String(format: "%.0f", Measure.wall() - started)
             for note in results.notes { print("note: \(note)") }
