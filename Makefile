@@ -2,7 +2,7 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build deps test run run-vault demo clean release deb test-deb bench bench-quick
+.PHONY: all build deps test run run-vault demo clean release deb test-deb bench bench-quick fuzz fuzz-smoke
 
 all: build
 
@@ -74,5 +74,17 @@ bench-quick: release
 	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-bench
 	$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/cmk-bench run --quick
 
+# Fuzzing every parser of untrusted bytes with libFuzzer and AddressSanitizer (docs/testing/fuzzing.md):
+# a separate package under Fuzz/ built into .build-fuzz, so `make test` and .build never see it.
+# `fuzz` runs each target FUZZ_SECONDS seconds and prints executions, coverage and findings;
+# `fuzz-smoke` is CI's bounded run. Both fail on any finding.
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
+fuzz: deps
+	@bash Fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	@bash Fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
+
 clean:
-	rm -rf .build dist
+	rm -rf .build .build-fuzz dist
