@@ -44,7 +44,7 @@ public enum MetricCatalogue {
 
     // MARK: Accounts
     public static let accounts = MetricDefinition("cmk_syncer_accounts", .gauge,
-        "Accounts by their outcome in the last pass (in-sync, rebound, suspended, failed, not-reached), storage kind and failure reason (none unless failed).",
+        "Accounts by their outcome in the last pass (in-sync, rebound, suspended, failed, not-reached, handled-elsewhere), storage kind and failure reason (none unless failed).",
         labels: ["state", "kind", "reason"])
     public static let rebinds = MetricDefinition("cmk_syncer_account_rebinds_total", .counter,
         "Accounts rebound to a new key version, summed over passes.")
