@@ -11,10 +11,13 @@ export PATH=/opt/swift/usr/bin:$PATH
 SECONDS_PER_TARGET=${1:-60}
 shift || true
 SCRATCH=.build-fuzz
-# SwiftPM hands swiftc `-sanitize=fuzzer -sanitize=address` in a random order and the driver keeps only
-# the last: half the builds had Swift code without coverage (libFuzzer: "Is the code instrumented for
-# coverage?") or without ASan. The combined -Xswiftc flag comes last and keeps both; C gets both anyway.
-FLAGS=(--package-path Fuzz --scratch-path "$SCRATCH" --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
+# Not `--sanitize=fuzzer --sanitize=address`: SwiftPM hands swiftc the two in a random order and the
+# driver keeps only the last, so half the builds had Swift code without coverage (libFuzzer: "Is the
+# code instrumented for coverage?") or without ASan, and every order change rebuilt everything.
+# `--sanitize=fuzzer` alone (SwiftPM then links libFuzzer's main) and one combined swiftc flag after it
+# are deterministic; C and C++ get ASan from -Xcc/-Xcxx.
+FLAGS=(--package-path Fuzz --scratch-path "$SCRATCH" --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
+       -Xcc -fsanitize=address -Xcxx -fsanitize=address)
 
 # The same dependency versions as the main build when it has resolved them. Copied once: SwiftPM
 # rewrites the copy for this package (its own origin hash), and copying it again on every run made it
@@ -55,7 +58,7 @@ for target in "${targets[@]}"; do
     timeout --kill-after=10 $((SECONDS_PER_TARGET + 120)) "$bin/$target" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 \
         -timeout=10 -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$findings/" "${dict[@]}" "$work" "Fuzz/Corpus/$name" >"$log" 2>&1 || status=$?
     executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    last=$(grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
+    last=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     units=$(( $(ls "$work" | wc -l) + $(ls "Fuzz/Corpus/$name" | wc -l) ))
