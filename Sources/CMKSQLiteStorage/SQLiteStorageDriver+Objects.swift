@@ -19,20 +19,26 @@ extension SQLiteStorageDriver {
             discard: { try await self.discard(revision: revision) })
     }
 
+    // Reads open the pool's reader connection (and a snapshot's) on first use: out of
+    // descriptors, the other open databases are let go and the read is tried once more, as for
+    // the pool's writer. Since the cold open reads through a connection of its own, this is
+    // often the first reader of a database in a pass.
     public func openObject(_ name: ObjectName) async throws -> any ObjectReader {
-        try await Self.database("open object '\(name)' in '\(path)'") {
+        let what = "open object '\(name)' in '\(path)'"
+        return try await handles.relievingDescriptors(what) { try await Self.database(what) {
             let snapshot = try pool.makeSnapshot()
             guard let object = try await snapshot.read({ db in try SQLiteSchema.object(db, name) }) else {
                 throw StorageError(.notFound, "object '\(name)' of account '\(account)' does not exist")
             }
             return SQLiteObjectReader(snapshot: snapshot, path: path, revision: object.revision)
-        }
+        } }
     }
 
     public func listObjects() async throws -> [ObjectName] {
-        let names = try await Self.database("list objects in '\(path)'") {
+        let what = "list objects in '\(path)'"
+        let names = try await handles.relievingDescriptors(what) { try await Self.database(what) {
             try await pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM objects") }
-        }
+        } }
         return try names.map { text in
             do { return try ObjectName(text) } catch {
                 throw StorageError(.corrupt, "database '\(path)' holds an object with the invalid name '\(text)'")
