@@ -44,11 +44,7 @@ extension PostgresStorageDriver {
             }
             return names
         }
-        return try names.map { text in
-            do { return try ObjectName(text) } catch {
-                throw StorageError(.corrupt, "\(server) holds an object of account '\(account)' with the invalid name '\(text)'")
-            }
-        }.sorted()
+        return try ObjectName.stored(names, in: "\(server) (account '\(account)')")
     }
 
     public func deleteObject(_ name: ObjectName, ifRevision revision: ObjectRevision?) async throws {

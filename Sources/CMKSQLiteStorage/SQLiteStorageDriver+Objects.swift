@@ -39,11 +39,7 @@ extension SQLiteStorageDriver {
         let names = try await handles.relievingDescriptors(what) { try await Self.database(what) {
             try await pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM objects") }
         } }
-        return try names.map { text in
-            do { return try ObjectName(text) } catch {
-                throw StorageError(.corrupt, "database '\(path)' holds an object with the invalid name '\(text)'")
-            }
-        }.sorted()
+        return try ObjectName.stored(names, in: "database '\(path)'")
     }
 
     public func deleteObject(_ name: ObjectName, ifRevision revision: ObjectRevision?) async throws {

@@ -55,6 +55,21 @@ struct StorageHardeningTests {
         #expect(try await after.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 7)
     }
 
+    @Test("an object name the driver would never write, found in a database, is corrupt naming the database and the name")
+    func invalidStoredName() async throws {
+        let root = try TemporaryDirectory()
+        let path = root.path + "/acct.sqlite"
+        let driver = try SQLiteStorageDriver(path: path, account: "acct")
+        _ = try await put(driver, "good", Data("ciphertext".utf8))
+        #expect(try await driver.listObjects() == [try ObjectName("good")])
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in try db.execute(sql: "INSERT INTO objects(name, revision, size) VALUES ('../escape', 'r-bad', 0)") }
+        try queue.close()
+        let error = await storageError { _ = try await driver.listObjects() }
+        #expect(error?.code == .corrupt)
+        #expect(error?.reason == "database '\(path)' holds an object with the invalid name '../escape'", "\(String(describing: error))")
+    }
+
     @Test("a keyring generation at or beyond Int64.max is corrupt, not an overflow later")
     func generationBounds() throws {
         var keyring = sampleKeyring("acct", generation: UInt64.max)

@@ -94,6 +94,17 @@ public struct ObjectName: Hashable, Sendable, Codable, Comparable, CustomStringC
 
     public var description: String { value }
     public static func < (lhs: ObjectName, rhs: ObjectName) -> Bool { lhs.value < rhs.value }
+
+    /// The names a driver read back from its store, checked and sorted, as `listObjects` returns
+    /// them. A name the store should never have accepted is `.corrupt`, naming `store` (e.g.
+    /// "database '/path'"): it was written by something else, or damaged.
+    public static func stored(_ texts: [String], in store: @autoclosure () -> String) throws -> [ObjectName] {
+        try texts.map { text in
+            do { return try ObjectName(text) } catch {
+                throw StorageError(.corrupt, "\(store()) holds an object with the invalid name '\(text)'")
+            }
+        }.sorted()
+    }
 }
 
 /// The storage kinds of SPEC §1. Kinds are labels with a default driver, not code paths.
