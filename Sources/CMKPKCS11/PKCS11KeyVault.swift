@@ -161,8 +161,10 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
                 } catch let failure as PKCS11Failure {
                     throw failure
                 } catch let decided as Refusal {
+                    try Self.loggedOutCheck(decided.error, session)
                     refusal = decided.error
                 } catch let error as VaultError {
+                    try Self.loggedOutCheck(error, session)
                     refusal = error
                 } catch {
                     refusal = VaultError.from(error, context)
@@ -173,6 +175,15 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
             if let refusal { throw refusal }
             throw error.vaultError("\(context) on PKCS#11 token '\(configuration.tokenLabel)'\(absentHint(error))")
         }
+    }
+
+    /// A key not found on a session that is not logged in is a logout, not a missing key: SoftHSM
+    /// (and tokens like it) hide private objects from a logged-out session instead of answering
+    /// `CKR_USER_NOT_LOGGED_IN`, so the search comes back empty. Reported as that return value, the
+    /// pool logs in again and repeats the call once (never a "key deleted" to the syncer).
+    private static func loggedOutCheck(_ error: VaultError, _ session: PKCS11Session) throws(PKCS11Failure) {
+        guard error.code == .notFound || error.code == .deleted else { return }
+        if try !session.isUserLoggedIn() { throw PKCS11Failure("C_FindObjects", PKCS11Failure.userNotLoggedIn) }
     }
 
     private func absentHint(_ failure: PKCS11Failure) -> String {

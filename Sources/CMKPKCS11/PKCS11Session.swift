@@ -88,6 +88,19 @@ struct PKCS11Session {
         try module.call("C_DestroyObject") { $0.C_DestroyObject?(handle, object) }
     }
 
+    /// Whether the session is logged in as the user: `C_GetSessionInfo`'s state is
+    /// `CKS_RO_USER_FUNCTIONS` (1) or `CKS_RW_USER_FUNCTIONS` (3).
+    func isUserLoggedIn() throws(PKCS11Failure) -> Bool {
+        // The shim declares C_GetSessionInfo untyped; CK_SESSION_INFO is four CK_ULONGs
+        // (slotID, state, flags, ulDeviceError), so an array of four has its layout.
+        typealias GetSessionInfo = @convention(c) (CK_SESSION_HANDLE, UnsafeMutablePointer<CK_ULONG>?) -> CK_RV
+        guard let function = module.functions.pointee.C_GetSessionInfo else { throw PKCS11Failure("C_GetSessionInfo", 0x54) }
+        var info = [CK_ULONG](repeating: 0, count: 4)
+        let rv = info.withUnsafeMutableBufferPointer { unsafeBitCast(function, to: GetSessionInfo.self)(handle, $0.baseAddress) }
+        guard rv == 0 else { throw PKCS11Failure("C_GetSessionInfo", rv) }
+        return info[1] == 1 || info[1] == 3
+    }
+
     /// Generates a secret key inside the token with `CKM_AES_KEY_GEN`.
     func generateAESKey(_ attributes: [PKCS11Attribute]) throws(PKCS11Failure) -> CK_OBJECT_HANDLE {
         var object: CK_OBJECT_HANDLE = 0

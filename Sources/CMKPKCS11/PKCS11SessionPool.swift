@@ -8,8 +8,11 @@ import Synchronization
 ///
 /// A call takes an idle session (or opens one), runs, and gives it back; at most ``maxIdle``
 /// sessions stay open between calls. A login holds for every session of the application on that
-/// token, so the pool logs in once and again only after `CKR_USER_NOT_LOGGED_IN`. After
-/// `CKR_SESSION_HANDLE_INVALID`/`CKR_SESSION_CLOSED` the call is repeated once on a new session;
+/// token, so the pool logs in once and again only after `CKR_USER_NOT_LOGGED_IN` (which
+/// ``PKCS11KeyVault`` also reports when a search found no key and `C_GetSessionInfo` says the
+/// session is not logged in: SoftHSM hides private objects from a logged-out session instead of
+/// refusing the search). After `CKR_SESSION_HANDLE_INVALID`/`CKR_SESSION_CLOSED` the call is
+/// repeated once on a new session, logged in again;
 /// after `CKR_DEVICE_REMOVED`/`CKR_TOKEN_NOT_PRESENT` (and the other token-lost values) every idle
 /// session is dropped, the token is looked up again by label, and the call is repeated once.
 final class PKCS11SessionPool: Sendable {
@@ -42,9 +45,10 @@ final class PKCS11SessionPool: Sendable {
     /// recovery described on the type.
     func withSession<R>(_ body: (PKCS11Session) throws(PKCS11Failure) -> R) throws(PKCS11Failure) -> R {
         var attempt = 0
+        var fresh = false
         while true {
             attempt += 1
-            let (session, generation) = try acquire()
+            let (session, generation) = try acquire(fresh: fresh)
             do {
                 let result = try body(session)
                 release(session.handle, generation: generation)
@@ -60,9 +64,18 @@ final class PKCS11SessionPool: Sendable {
                     release(session.handle, generation: generation)
                 } else if PKCS11Failure.sessionLost.contains(error.rv) {
                     logger.info("PKCS#11 session lost; opening a new one", metadata: ["token": "\(tokenLabel)", "rv": "\(error.name)"])
-                    // The handle is dead: forget it without closing.
+                    // The handle is dead: forget it without closing. The repeat runs on a new session
+                    // (other idle ones may be dead too) and logs in again: closing every session of
+                    // the application (C_CloseAllSessions, or the last one closed) also logs it out,
+                    // and C_Login answers CKR_USER_ALREADY_LOGGED_IN when it did not.
+                    state.withLock { state in
+                        state.statistics.inUse -= 1
+                        state.loggedIn = false
+                    }
+                    fresh = true
                 } else if PKCS11Failure.tokenLost.contains(error.rv) {
                     logger.warning("PKCS#11 token lost; looking it up again by label", metadata: ["token": "\(tokenLabel)", "rv": "\(error.name)"])
+                    state.withLock { $0.statistics.inUse -= 1 }
                     forgetToken()
                 } else {
                     release(session.handle, generation: generation)
@@ -72,15 +85,25 @@ final class PKCS11SessionPool: Sendable {
         }
     }
 
-    private func acquire() throws(PKCS11Failure) -> (PKCS11Session, Int) {
+    /// A logged-in session: an idle one unless `fresh`, else a new one. On failure nothing stays counted in use.
+    private func acquire(fresh: Bool) throws(PKCS11Failure) -> (PKCS11Session, Int) {
         let taken: (CK_SESSION_HANDLE?, CK_SLOT_ID?, Bool, Int) = state.withLock { state in
             state.statistics.calls += 1
             state.statistics.inUse += 1
             state.statistics.peakInUse = max(state.statistics.peakInUse, state.statistics.inUse)
-            let idle = state.idle.popLast()
+            let idle = fresh ? nil : state.idle.popLast()
             if idle == nil { state.statistics.opened += 1 }
             return (idle, state.slot, state.loggedIn, state.generation)
         }
+        do {
+            return try acquire(taken)
+        } catch {
+            state.withLock { $0.statistics.inUse -= 1 }
+            throw error
+        }
+    }
+
+    private func acquire(_ taken: (CK_SESSION_HANDLE?, CK_SLOT_ID?, Bool, Int)) throws(PKCS11Failure) -> (PKCS11Session, Int) {
         var (handle, slot, loggedIn, generation) = taken
         if let handle, loggedIn { return (PKCS11Session(module: module, handle: handle), generation) }
         if slot == nil {
@@ -103,7 +126,10 @@ final class PKCS11SessionPool: Sendable {
                 close(session.handle)
                 throw error
             }
-            state.withLock { $0.loggedIn = true }
+            state.withLock { state in
+                state.loggedIn = true
+                state.statistics.logins += 1
+            }
         }
         return (session, generation)
     }
@@ -171,8 +197,9 @@ final class PKCS11SessionPool: Sendable {
 }
 
 /// What the session pool did (for benchmarks and diagnosis): calls, sessions opened because none
-/// was idle, sessions closed on release because ``PKCS11SessionPool/maxIdle`` were already idle, and
-/// the most calls holding a session at once. The pool never waits for a session: a call that finds
+/// was idle, sessions closed on release because ``PKCS11SessionPool/maxIdle`` were already idle,
+/// the most calls holding a session at once, and the successful `C_Login` calls (one, plus one per
+/// recovery that logged in again). The pool never waits for a session: a call that finds
 /// none idle opens one.
 public struct PKCS11PoolStatistics: Sendable, Hashable {
     public var calls = 0
@@ -180,4 +207,5 @@ public struct PKCS11PoolStatistics: Sendable, Hashable {
     public var closedOverLimit = 0
     public var inUse = 0
     public var peakInUse = 0
+    public var logins = 0
 }

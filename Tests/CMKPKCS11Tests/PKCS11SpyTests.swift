@@ -45,7 +45,7 @@ enum SpyVerdict {
     static let expectedFunctions: Set<String> = [
         "C_GetFunctionList", "C_Initialize", "C_GetSlotList", "C_GetTokenInfo", "C_GetMechanismList", "C_OpenSession", "C_Login",
         "C_CloseSession", "C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal", "C_GetAttributeValue", "C_SetAttributeValue",
-        "C_CreateObject", "C_DestroyObject", "C_GenerateKey", "C_WrapKey", "C_UnwrapKey",
+        "C_CreateObject", "C_DestroyObject", "C_GenerateKey", "C_WrapKey", "C_UnwrapKey", "C_GetSessionInfo",
     ]
 
     /// The problems in a log: unexpected functions; CKA_VALUE asked of a token key (root key);
