@@ -102,7 +102,9 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
     }
 
     public func unwrap(_ wrappedKey: Data, key: KeyReference, version: String, algorithm: WrapAlgorithm) async throws -> SecretBytes {
-        guard capabilities.algorithms.contains(algorithm) else {
+        // Both algorithms unwrap whatever wrap-algorithm says (it decides only new wrappings), so
+        // accounts can move back from RSA-OAEP-256 to A256KWP: the version object must match below.
+        guard capabilities.algorithms.contains(algorithm) || algorithm == .rsaOAEP256 else {
             throw VaultError(.unsupported, "this pkcs11 provider unwraps \(capabilities.algorithms.map(\.rawValue).sorted().joined(separator: " and ")), not \(algorithm.rawValue) (vault.pkcs11.wrap-algorithm)")
         }
         let mechanism = algorithm == .aesKeyWrapPad ? try mechanismType() : CK_MECHANISM_TYPE(CKM_RSA_PKCS_OAEP)
