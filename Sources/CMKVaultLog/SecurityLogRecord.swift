@@ -1,3 +1,4 @@
+import CMKCore
 import Foundation
 
 /// What happened, as the service reports it: the input of ``VaultSecurityLog/append(_:at:)``.
@@ -62,11 +63,8 @@ public struct SecurityLogRecord: Codable, Sendable, Hashable {
     }
 
     /// Parses an RFC 3339 time (with or without fractions, any offset); nil when it is not one.
+    /// Never through ICU's formatter, which traps on a long fraction (``RFC3339``).
     public static func parseTime(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
+        RFC3339.parse(text)
     }
 }

@@ -1,3 +1,4 @@
+import CMKCore
 import CMKEntra
 import Foundation
 import HTTPTypes
@@ -91,11 +92,8 @@ enum GraphDate {
         return formatter.string(from: date)
     }
 
+    /// Never through ICU's formatter, which traps on a long fraction (``RFC3339``).
     static func parse(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text)
+        RFC3339.parse(text)
     }
 }
