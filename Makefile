@@ -2,7 +2,7 @@
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build deps test run run-vault demo clean release deb test-deb bench bench-quick fuzz fuzz-smoke
+.PHONY: all build deps test run run-vault demo clean release release-binaries manual-generator release-for-deb deb test-deb bench bench-quick fuzz fuzz-smoke
 
 all: build
 
@@ -14,10 +14,14 @@ build: deps
 
 # Builds the tests once, then runs them all. Serially: many tests drive real processes (the
 # daemon, journald, systemd, crash-killed children), and on 2 cores running them side by side
-# only makes them wait on each other.
+# only makes them wait on each other. Meanwhile scripts/test.sh builds the release binaries for
+# test-deb in the background at nice 19 (the suite mostly waits, so a core is mostly idle), and
+# the fuzz targets too when CMK_PREBUILD_FUZZ=1 (.ci/run). `make test TESTS='--filter NAME'` runs
+# a part of the suite.
+TESTS ?=
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --no-parallel
+	@bash scripts/test.sh $(TESTS)
 	$(MAKE) test-deb
 
 # Runs the daemon in the foreground on the embedded default (./.cmk-demo).
@@ -39,7 +43,8 @@ demo: deps
 # system libraries (libc, libsystemd, libsqlite3, libcrypto) dynamically. cmk-vault (Hummingbird)
 # adds about 2 minutes to a cold release build (docs/packaging.md).
 RELEASE_FLAGS := -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now
-release: deps
+release: deps release-binaries
+release-binaries:
 	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-syncer
 	$(SWIFT) build $(RELEASE_FLAGS) --product cmkctl
 	$(SWIFT) build $(RELEASE_FLAGS) --product cmk-vault
@@ -50,8 +55,12 @@ ARGUMENT_PARSER := .build/checkouts/swift-argument-parser
 GENERATE_MANUAL_FLAGS := --package-path $(ARGUMENT_PARSER) --scratch-path .build/generate-manual -c release
 DEB = dist/cmk-syncer_$(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version)_$(shell dpkg --print-architecture).deb
 
+# What `make deb` builds before packaging; scripts/test.sh builds it in the background during the tests.
+release-for-deb: release-binaries manual-generator
+
 # dist/cmk-syncer_<version>_<arch>.deb with cmk-syncer, cmkctl and cmk-vault (docs/packaging.md).
-deb: release
+deb: release manual-generator
+manual-generator:
 	$(SWIFT) build $(GENERATE_MANUAL_FLAGS) --product generate-manual
 	@bash packaging/build-deb.sh "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)" \
 		"$$($(SWIFT) build $(GENERATE_MANUAL_FLAGS) --show-bin-path)/generate-manual" dist

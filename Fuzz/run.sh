@@ -5,9 +5,12 @@
 # Exits non-zero on any finding (a crash, a sanitizer report, a timeout, an out-of-memory) and
 # keeps the input in .build-fuzz/findings/<target>/. docs/testing/fuzzing.md.
 #   Fuzz/run.sh [SECONDS] [TARGET...]      (make fuzz FUZZ_SECONDS=…, make fuzz-smoke)
+#   Fuzz/run.sh --build-only               (scripts/test.sh builds the targets while the tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
+BUILD_ONLY=0
+if [[ ${1:-} == --build-only ]]; then BUILD_ONLY=1; shift; fi
 SECONDS_PER_TARGET=${1:-60}
 shift || true
 SCRATCH=.build-fuzz
@@ -31,6 +34,7 @@ if ! swift build "${FLAGS[@]}" >"$SCRATCH/build.log" 2>&1; then
     exit 1
 fi
 echo "fuzz: built in $(( $(date +%s) - started )) s"
+if ((BUILD_ONLY)); then exit 0; fi
 bin=$(swift build "${FLAGS[@]}" --show-bin-path)
 
 if [[ $# -gt 0 ]]; then targets=("$@"); else
