@@ -15,7 +15,7 @@ build: deps
 # Builds the tests once, then runs them all. Serially: many tests drive real processes (the
 # daemon, journald, systemd, crash-killed children), and on 2 cores running them side by side
 # only makes them wait on each other. Meanwhile scripts/test.sh builds the release binaries for
-# test-deb in the background at nice 19 (the suite mostly waits, so a core is mostly idle), and
+# test-deb in the background at idle CPU priority (the suite mostly waits, so a core is mostly idle), and
 # the fuzz targets too when CMK_PREBUILD_FUZZ=1 (.ci/run). `make test TESTS='--filter NAME'` runs
 # a part of the suite.
 TESTS ?=
