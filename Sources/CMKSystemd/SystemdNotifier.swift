@@ -1,19 +1,23 @@
 import CSystemd
 import Foundation
 
-/// Talks to the service manager through `sd_notify(3)`: readiness, status, reload, stop,
-/// watchdog pings and start-timeout extensions. A no-op when `$NOTIFY_SOCKET` is unset.
+/// Talks to the service manager through the `sd_notify(3)` protocol: readiness, status, reload,
+/// stop, watchdog pings and start-timeout extensions. A no-op when `$NOTIFY_SOCKET` is unset.
+/// Never blocks for long: a full socket drops status lines at once and state changes after 2 s
+/// (`NotifySocket`).
 public struct SystemdNotifier: Sendable {
     public init() {}
 
     /// Whether a service manager listens (`$NOTIFY_SOCKET` is set).
     public var isEnabled: Bool { ProcessInfo.processInfo.environment["NOTIFY_SOCKET"] != nil }
 
-    /// Sends newline-separated `KEY=value` assignments. Returns false if nothing was sent.
+    /// Sends newline-separated `KEY=value` assignments. Returns false if nothing was sent (no
+    /// `$NOTIFY_SOCKET`, or its queue stayed full).
     @discardableResult
     public func send(_ assignments: String...) -> Bool {
-        let message = assignments.joined(separator: "\n")
-        return sd_notify(0, message) > 0
+        guard let address = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"] else { return false }
+        let essential = assignments.contains { !$0.hasPrefix("STATUS=") }
+        return NotifySocket.send(assignments.joined(separator: "\n"), to: address, essential: essential) == .sent
     }
 
     public func ready(status: String) { send("READY=1", "STATUS=\(status)") }
