@@ -1,6 +1,7 @@
 import CMKCore
 import Foundation
 import PostgresNIO
+import Synchronization
 
 /// Stores accounts in one PostgreSQL database (SPEC §4, §10 "postgres"), through PostgresNIO.
 ///
@@ -27,6 +28,19 @@ public final class PostgresStorageDriver: StorageDriver {
     /// The size of one `cmk_object_chunks` row, and the largest chunk a reader returns.
     static let chunkSize = 1 << 20
 
+    /// The decoded keyring of the last read, with the identity of the row it came from.
+    struct Kept: Sendable {
+        /// `cmk_keyrings.generation`: every write through a driver moves it (the CAS).
+        let generation: Int64
+        /// The row version's `xmin`: moves with any write to the row, also one made outside the
+        /// driver (a restore, a DBA's UPDATE) that left the generation as it was.
+        let version: Int64
+        let keyring: Keyring
+    }
+    private let kept = Mutex<Kept?>(nil)
+    /// Keyrings this driver decoded (tests: a kept keyring is served without decoding).
+    let decodes = Mutex(0)
+
     public init(store: PostgresStore, account: String) {
         self.store = store
         self.account = account
@@ -38,19 +52,37 @@ public final class PostgresStorageDriver: StorageDriver {
 
     public func readKeyring() async throws -> Keyring? {
         let account = account
+        let held = kept.withLock { $0 }
+        // One round trip either way; the JSON comes back only when the row is not the kept one
+        // (docs/storage.md "Kept keyrings"): same generation and same row version (xmin).
         let row = try await store.withConnection("read the keyring of account '\(account)'") { [logger = store.logger] connection in
-            var found: (Int64, Data)?
-            for try await row in try await connection.query(
-                "SELECT generation, json FROM cmk_keyrings WHERE account = \(account)", logger: logger).decode((Int64, Data).self) {
+            var found: (Int64, Int64, Data?)?
+            for try await row in try await connection.query("""
+                SELECT generation, xmin::text::bigint,
+                       CASE WHEN generation = \(held?.generation ?? -1) AND xmin::text::bigint = \(held?.version ?? -1) THEN NULL ELSE json END
+                FROM cmk_keyrings WHERE account = \(account)
+                """, logger: logger).decode((Int64, Int64, Data?).self) {
                 found = row
             }
             return found
         }
-        guard let (generation, json) = row else { return nil }
+        guard let (generation, version, json) = row else {
+            kept.withLock { $0 = nil }
+            return nil
+        }
+        guard let json else {
+            // The server compared both and sent no JSON: the row is the one kept.
+            guard let held, held.generation == generation, held.version == version else {
+                throw StorageError(.corrupt, "keyring row of account '\(account)' in \(server) came back without its JSON")
+            }
+            return held.keyring
+        }
         let keyring = try KeyringJSON.decode(json, account: account, source: "keyring row of account '\(account)' in \(server)")
         guard keyring.generation == UInt64(clamping: generation), generation >= 1 else {
             throw StorageError(.corrupt, "keyring row of account '\(account)' in \(server) says generation \(generation) but its JSON says \(keyring.generation)")
         }
+        kept.withLock { $0 = Kept(generation: generation, version: version, keyring: keyring) }
+        decodes.withLock { $0 += 1 }
         return keyring
     }
 
@@ -61,6 +93,8 @@ public final class PostgresStorageDriver: StorageDriver {
         }
         let account = account
         let expected = expectedGeneration.flatMap { Int64(exactly: $0) }
+        // Whatever happens, the kept keyring is not trusted past this write: the next read decides.
+        kept.withLock { $0 = nil }
         let won = try await store.transaction("replace the keyring of account '\(account)'") { [logger = store.logger] connection in
             let rows: PostgresRowSequence
             if let expected {
