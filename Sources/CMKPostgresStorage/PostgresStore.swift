@@ -82,10 +82,9 @@ public final class PostgresStore: Sendable {
                            tls: tls.map { .require($0) } ?? .disable)
             direct = .init(host: host, port: port, username: configuration.user, password: password, database: configuration.database,
                            tls: try tls.map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable)
-            if configuration.tls == .verifyFull {
-                client.options.tlsServerName = host
-                direct.options.tlsServerName = host
-            }
+            // No explicit TLS server name: PostgresNIO sends the host name as SNI and NIOSSL checks
+            // the certificate against it; for an IP address (not allowed in SNI, NIOSSL refuses it)
+            // NIOSSL checks the certificate's IP addresses against the peer's address instead.
         }
         client.options.maximumConnections = configuration.poolSize
         client.options.minimumConnections = 0

@@ -29,6 +29,20 @@ public final class PostgresServer: Sendable {
     /// A file (mode 0600, owned by the test process's user) holding the role's password.
     public let passwordFile: String
     let runAs: String?
+    /// Whether the server runs with `ssl=on` and accepts TCP connections only over TLS (``TLS``).
+    public let tls: Bool
+
+    /// A server certificate and its key (PEM) for a TLS-enabled server. Tests make them with a
+    /// throw-away CA at run time; they are copied into the data directory (mode 0600, the server's user).
+    public struct TLS: Sendable {
+        public let certificatePEM: String
+        public let keyPEM: String
+
+        public init(certificatePEM: String, keyPEM: String) {
+            self.certificatePEM = certificatePEM
+            self.keyPEM = keyPEM
+        }
+    }
 
     private static let sharedServer = Mutex<Result<PostgresServer, Failure>?>(nil)
 
@@ -54,16 +68,19 @@ public final class PostgresServer: Sendable {
         if case .success(let server) = sharedServer.withLock({ $0 }) { server.stop() }
     }
 
-    init(root: String, port: Int, passwordFile: String, runAs: String?) {
+    init(root: String, port: Int, passwordFile: String, runAs: String?, tls: Bool) {
         self.root = root
         dataDirectory = root + "/data"
         self.port = port
         self.passwordFile = passwordFile
         self.runAs = runAs
+        self.tls = tls
     }
 
-    /// Creates, starts and provisions a new server.
-    public static func start() throws -> PostgresServer {
+    /// Creates, starts and provisions a new server. With `tls`, the server has `ssl=on` with that
+    /// certificate, and `pg_hba.conf` admits TCP connections only over TLS (`hostssl`); the unix
+    /// socket stays plain.
+    public static func start(tls: TLS? = nil) throws -> PostgresServer {
         for tool in ["initdb", "pg_ctl", "psql"] where !FileManager.default.isExecutableFile(atPath: binaries + "/" + tool) {
             throw Failure(description: "\(binaries)/\(tool) is missing: install Debian's postgresql package (scripts/install-deps.sh)")
         }
@@ -88,16 +105,22 @@ public final class PostgresServer: Sendable {
             throw Failure(description: "cannot write \(passwordFile)")
         }
         let port = try LoopbackPort.free()
-        let server = PostgresServer(root: root, port: port, passwordFile: passwordFile, runAs: runAs)
+        let server = PostgresServer(root: root, port: port, passwordFile: passwordFile, runAs: runAs, tls: tls != nil)
         do {
             try server.run("initdb", ["-D", server.dataDirectory, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "-N"])
             let hba = """
                 local all postgres trust
                 local all all scram-sha-256
-                host all all 127.0.0.1/32 scram-sha-256
+                \(tls == nil ? "host" : "hostssl") all all 127.0.0.1/32 scram-sha-256
 
                 """
             try server.run("sh", ["-c", "cat > \"$1\"", "sh", server.dataDirectory + "/pg_hba.conf"], input: hba, absolute: "/bin/sh")
+            if let tls {
+                // server.crt and server.key are ssl_cert_file's and ssl_key_file's defaults.
+                for (name, pem) in [("server.crt", tls.certificatePEM), ("server.key", tls.keyPEM)] {
+                    try server.run("sh", ["-c", "umask 077 && cat > \"$1\"", "sh", server.dataDirectory + "/" + name], input: pem, absolute: "/bin/sh")
+                }
+            }
             try server.startServer()
             try server.psql("CREATE ROLE \(server.user) LOGIN PASSWORD '\(password)'")
             try server.psql("CREATE DATABASE \(server.database) OWNER \(server.user)")
@@ -110,7 +133,7 @@ public final class PostgresServer: Sendable {
 
     /// Starts the server process (after ``stopServer()``, or at ``start()``).
     public func startServer() throws {
-        let options = "-k \(root) -p \(port) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        let options = "-k \(root) -p \(port) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" + (tls ? " -c ssl=on" : "")
         try run("pg_ctl", ["-D", dataDirectory, "-l", root + "/server.log", "-o", options, "-w", "-t", "60", "start"],
                 logOnFailure: root + "/server.log")
     }
