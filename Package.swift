@@ -171,7 +171,7 @@ let package = Package(
             name: "CMKDaemon",
             dependencies: [
                 "CMKHost", "CMKCore", "CMKEnvelope", "CMKAccounts", "CMKSyncer", "CMKConfiguration", "CMKAudit", "CMKLocalVault", "CMKAzureKeyVault",
-                "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKSystemd", "CMKMetrics",
+                "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKPostgresStorage", "CMKSystemd", "CMKMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // The key event receiver (EventReceiver): HTTP/1.1 on SwiftNIO, no server framework.

@@ -114,7 +114,9 @@ public enum DaemonMain {
             }
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            // Stopped in reverse order: the pools close after the last pass is done with them.
+            services: [.init(service: StoragePoolsService(logger: logger)),
+                       .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {

@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// ``shared(_:)`` hands out one store per configuration per process, so a daemon with many
 /// accounts in one database opens at most `pool-size` connections. The pool's background work
-/// (`PostgresClient.run()`) starts with the first operation and stops at ``shutdown()``; the
+/// (`PostgresClient.run()`) starts with the first operation and stops at ``shutdown()`` (for the
+/// daemon's shared stores: ``shutdownShared()``, called by its ServiceGroup at SIGTERM); the
 /// schema is created or migrated once per store, before its first operation (``PostgresSchema``).
 ///
 /// **Async all the way.** ``StorageDriver`` is async, so the driver awaits PostgresNIO directly:
@@ -51,13 +52,16 @@ public final class PostgresStore: Sendable {
         }
     }
 
-    /// Shuts down every shared store (process exit, tests).
-    public static func shutdownShared() async {
+    /// Shuts down every shared store (the daemon's shutdown, tests) and returns how many there were.
+    /// Each pool closes its connections with PostgreSQL's Terminate message.
+    @discardableResult
+    public static func shutdownShared() async -> Int {
         let stores = registry.withLock { stores in
             defer { stores = [:] }
             return Array(stores.values)
         }
         for store in stores { await store.shutdown() }
+        return stores.count
     }
 
     /// A store with its own pool. Reads the password file now (errors name the file, never its contents).
