@@ -44,6 +44,8 @@ let package = Package(
         .library(name: "CMKVaultService", targets: ["CMKVaultService"]),
         .executable(name: "cmk-vault", targets: ["cmk-vault"]),
         .library(name: "CMKTransparency", targets: ["CMKTransparency"]),
+        // Test support: a PKCS#11 module that forwards to a real one and injects CKR_ faults (Tests/CMKPKCS11Tests).
+        .library(name: "CPKCS11FaultModule", type: .dynamic, targets: ["CPKCS11FaultModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -95,6 +97,8 @@ let package = Package(
             dependencies: ["CMKCore", "CPKCS11", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The fault-injecting module the PKCS#11 tests load as vault.pkcs11.module (include/cmk_pkcs11_fault.h).
+        .target(name: "CPKCS11FaultModule"),
         .target(
             name: "CMKAzureKeyVault",
             dependencies: [

@@ -8,7 +8,7 @@ extension PKCS11KeyVault: KeyVaultAdministration {
     /// Creates the key with its first version: an AES-256 key (SPEC §2; `size` is not used) or, with
     /// `wrap-algorithm: RSA-OAEP-256`, an RSA key pair of `size`.
     public func createKey(_ key: KeyReference, size: RSAKeySize) async throws -> KeyVersion {
-        try token("creating key '\(key)'") { session in
+        try await token("creating key '\(key)'") { session in
             guard try self.versionObjects(key, session).isEmpty else {
                 throw Refusal(VaultError(.conflict, "key '\(key)' already exists on the token (AES keys labelled '\(key)')"))
             }
@@ -18,14 +18,14 @@ extension PKCS11KeyVault: KeyVaultAdministration {
     }
 
     public func rotateKey(_ key: KeyReference) async throws -> KeyVersion {
-        try token("rotating key '\(key)'") { session in
+        try await token("rotating key '\(key)'") { session in
             let (existing, record) = try self.presentRecord(key, session)
             return try self.generateVersion(key, size: try self.currentRSASize(key, session), record: record, existing: existing, session)
         }
     }
 
     public func updateVersion(_ key: KeyReference, version: String, _ update: KeyVersionUpdate) async throws -> KeyVersion {
-        try token("updating version \(version) of key '\(key)'") { session in
+        try await token("updating version \(version) of key '\(key)'") { session in
             let (existing, record) = try self.presentRecord(key, session)
             guard let bytes = VersionID.bytes(version), var object = try self.versionObjects(key, id: bytes, session).first else {
                 throw Refusal(VaultError(.notFound, "key '\(key)' has no version '\(version)' on the token"))
@@ -47,7 +47,7 @@ extension PKCS11KeyVault: KeyVaultAdministration {
     /// Pulls the key: records the deletion (date, scheduled purge, the enabled versions), then sets
     /// `CKA_UNWRAP`/`CKA_WRAP` false on every version so that the token itself refuses them.
     public func deleteKey(_ key: KeyReference) async throws -> DeletedKey {
-        try token("pulling key '\(key)'") { session in
+        try await token("pulling key '\(key)'") { session in
             let objects = try self.versionObjects(key, session)
             guard !objects.isEmpty else { throw Refusal(VaultError(.notFound, "key '\(key)' does not exist on the token")) }
             let existing = try self.record(key, session)
@@ -79,7 +79,7 @@ extension PKCS11KeyVault: KeyVaultAdministration {
 
     /// Restores a pulled key: enables again exactly the versions that were enabled, then clears the deletion.
     public func recoverKey(_ key: KeyReference) async throws -> KeyState {
-        try token("restoring key '\(key)'") { session in
+        try await token("restoring key '\(key)'") { session in
             let (handle, record, deletion) = try self.deletedRecord(key, session, operation: "restore")
             let objects = try self.versionObjects(key, session)
             for object in objects where deletion.enabled.contains(object.id) {
@@ -98,7 +98,7 @@ extension PKCS11KeyVault: KeyVaultAdministration {
     /// Destroys every version object and the record (crypto-shredding on the token): refused before
     /// the scheduled purge date while purge protection is on.
     public func purgeKey(_ key: KeyReference) async throws {
-        try token("purging key '\(key)'") { session in
+        try await token("purging key '\(key)'") { session in
             let (handle, _, deletion) = try self.deletedRecord(key, session, operation: "purge")
             if self.configuration.purgeProtection, self.now < deletion.scheduledPurge {
                 throw Refusal(VaultError(.conflict, "key '\(key)' is protected from purge until \(deletion.scheduledPurge.ISO8601Format()) (purge protection is on)"))

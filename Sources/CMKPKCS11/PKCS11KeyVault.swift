@@ -20,6 +20,8 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
     /// `CKM_AES_KEY_WRAP_PAD`, which SoftHSM 2.6 implements as RFC 5649. Chosen at the first call
     /// that reaches the token.
     private let mechanism = MechanismChoice()
+    /// The threads that make the token calls (at most `sessions`), off Swift's cooperative pool.
+    let threads: PKCS11Threads
 
     /// Loads the module and reads the PIN; the token itself is reached at the first call, so a
     /// token that is absent at start is an outage the syncer reports, not a failed start.
@@ -40,17 +42,23 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
         self.capabilities = VaultCapabilities(provider: "pkcs11", exportsPublicKey: rsa, wrapsInVault: !rsa,
                                               algorithms: rsa ? [.rsaOAEP256, .aesKeyWrapPad] : [.aesKeyWrapPad], managesKeys: true)
         self.pool = PKCS11SessionPool(module: module, tokenLabel: configuration.tokenLabel, pin: pin, maxIdle: configuration.sessions, logger: logger)
+        self.threads = PKCS11Threads(limit: configuration.sessions)
     }
 
     var now: Date { configuration.clock.now() }
 
-    /// What the session pool has done so far (sessions opened and closed, the peak in use).
-    public var poolStatistics: PKCS11PoolStatistics { pool.statistics }
+    /// What the session pool has done so far (sessions opened and closed, the peak in use), and the
+    /// most token-call threads that ran at once.
+    public var poolStatistics: PKCS11PoolStatistics {
+        var statistics = pool.statistics
+        statistics.peakThreads = threads.peakThreads
+        return statistics
+    }
 
     // MARK: KeyVault
 
     public func snapshot(of key: KeyReference) async throws -> KeySnapshot {
-        try token("reading key '\(key)'") { session in
+        try await token("reading key '\(key)'") { session in
             try self.snapshot(key, session)
         }
     }
@@ -58,7 +66,7 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
     /// The public half of an RSA version: `CKA_MODULUS` and `CKA_PUBLIC_EXPONENT` of its public-key
     /// object (public attributes; nothing of the private key is read).
     public func publicKey(of key: KeyReference, version: String) async throws -> PublicKeyMaterial {
-        try token("reading the public key of version \(version) of key '\(key)'") { session in
+        try await token("reading the public key of version \(version) of key '\(key)'") { session in
             let object = try self.usableVersion(key, version, session)
             guard object.kind == .rsa else {
                 throw Refusal(VaultError(.unsupported, "version \(version) of key '\(key)' is an AES-256 key on the token: it has no public key (it wraps with A256KWP on the token); rotate the key to make an RSA version"))
@@ -83,8 +91,8 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
         guard dek.count > 0, dek.count % 8 == 0 else {
             throw VaultError(.invalidInput, "the pkcs11 provider wraps keys of a multiple of 8 bytes (a DEK has 32), not \(dek.count) bytes")
         }
-        let mechanism = try mechanismType()
-        return try token("wrapping under version \(version) of key '\(key)'") { session in
+        let mechanism = try await mechanismType()
+        return try await token("wrapping under version \(version) of key '\(key)'") { session in
             let object = try self.usableVersion(key, version, session)
             guard object.kind == .aes else {
                 throw Refusal(VaultError(.unsupported, "version \(version) of key '\(key)' is an RSA key pair: DEKs are wrapped with RSA-OAEP-256 locally with its public key, not with A256KWP"))
@@ -107,8 +115,8 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
         guard capabilities.algorithms.contains(algorithm) || algorithm == .rsaOAEP256 else {
             throw VaultError(.unsupported, "this pkcs11 provider unwraps \(capabilities.algorithms.map(\.rawValue).sorted().joined(separator: " and ")), not \(algorithm.rawValue) (vault.pkcs11.wrap-algorithm)")
         }
-        let mechanism = algorithm == .aesKeyWrapPad ? try mechanismType() : CK_MECHANISM_TYPE(CKM_RSA_PKCS_OAEP)
-        return try token("unwrapping under version \(version) of key '\(key)'") { session in
+        let mechanism = algorithm == .aesKeyWrapPad ? try await mechanismType() : CK_MECHANISM_TYPE(CKM_RSA_PKCS_OAEP)
+        return try await token("unwrapping under version \(version) of key '\(key)'") { session in
             let object = try self.usableVersion(key, version, session)
             guard object.kind == (algorithm == .aesKeyWrapPad ? .aes : .rsa) else {
                 throw Refusal(VaultError(.invalidInput, "version \(version) of key '\(key)' is \(object.kind == .rsa ? "an RSA key pair" : "an AES-256 key"): it cannot unwrap a \(algorithm.rawValue) wrapping; the keyring names the wrong version or algorithm"))
@@ -129,8 +137,12 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
         }
     }
 
-    private func mechanismType() throws(VaultError) -> CK_MECHANISM_TYPE {
+    private func mechanismType() async throws(VaultError) -> CK_MECHANISM_TYPE {
         if let known = mechanism.value { return known }
+        return try await threads.run { () throws(VaultError) in try self.chooseMechanism() }
+    }
+
+    private func chooseMechanism() throws(VaultError) -> CK_MECHANISM_TYPE {
         let offered: Set<CK_MECHANISM_TYPE>
         do {
             offered = try pool.mechanisms()
@@ -152,9 +164,15 @@ public final class PKCS11KeyVault: KeyVault, Sendable {
         init(_ error: VaultError) { self.error = error }
     }
 
-    /// Runs `body` on a session; PKCS#11 failures become vault errors naming `context`, the
+    /// Runs `body` on a session, on one of the provider's threads (``PKCS11Threads``), while the
+    /// calling task is suspended; PKCS#11 failures become vault errors naming `context`, the
     /// function and the `CKR_` name.
-    func token<R>(_ context: String, _ body: (PKCS11Session) throws -> R) throws(VaultError) -> R {
+    func token<R: Sendable>(_ context: String, _ body: @escaping @Sendable (PKCS11Session) throws -> R) async throws(VaultError) -> R {
+        try await threads.run { () throws(VaultError) -> R in try self.onSession(context, body) }
+    }
+
+    /// ``token(_:_:)`` on the calling thread.
+    func onSession<R>(_ context: String, _ body: (PKCS11Session) throws -> R) throws(VaultError) -> R {
         var refusal: VaultError?
         do {
             return try pool.withSession { (session) throws(PKCS11Failure) -> R in

@@ -208,4 +208,6 @@ public struct PKCS11PoolStatistics: Sendable, Hashable {
     public var inUse = 0
     public var peakInUse = 0
     public var logins = 0
+    /// The most threads that made token calls at once (``PKCS11Threads``; at most `sessions`).
+    public var peakThreads = 0
 }

@@ -21,6 +21,8 @@ struct SoftHSMToken: TestToken {
     let pin: String
     let modulePath: String
     let pinFile: String
+    /// The fault-injecting module in front of the module copy (``withFaults()``), if any.
+    var fault: FaultModule?
     var configFile: String { directory.appendingPathComponent("softhsm2.conf").path }
     var tokenDirectory: String { directory.appendingPathComponent("tokens").path }
 
@@ -43,7 +45,7 @@ struct SoftHSMToken: TestToken {
         try FileManager.default.copyItem(atPath: URL(fileURLWithPath: systemModule).resolvingSymlinksInPath().path, toPath: module.path)
         let pinFile = directory.appendingPathComponent("token.pin")
         FileManager.default.createFile(atPath: pinFile.path, contents: Data((pin + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        let token = SoftHSMToken(directory: directory, label: label, pin: pin, modulePath: module.path, pinFile: pinFile.path)
+        let token = SoftHSMToken(directory: directory, label: label, pin: pin, modulePath: module.path, pinFile: pinFile.path, fault: nil)
         try token.run(softhsmUtil, ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", "so-\(pin)"])
         return token
     }
@@ -77,8 +79,17 @@ struct SoftHSMToken: TestToken {
                                  sessions: sessions, wrapAlgorithm: wrapAlgorithm, clock: clock)
     }
 
+    /// This token with its providers loading the fault-injecting module (``FaultModule``) in front of
+    /// the SoftHSM copy.
+    func withFaults() throws -> SoftHSMToken {
+        var token = self
+        token.fault = try FaultModule.make(in: directory)
+        return token
+    }
+
     /// Opens the provider on this token (loading a module copy under SOFTHSM2_CONF). With `spyLog`,
-    /// the module is OpenSC's pkcs11-spy wrapping this SoftHSM copy, logging every call to that file.
+    /// the module is OpenSC's pkcs11-spy wrapping this SoftHSM copy, logging every call to that file;
+    /// after ``withFaults()``, the fault-injecting module in front of it.
     func vault(clock: any WallClock, sessions: Int) throws -> PKCS11KeyVault { try vault(clock: clock, sessions: sessions, spyLog: nil) }
 
     func vault(clock: any WallClock = SystemWallClock(), sessions: Int = 4, spyLog: String? = nil,
@@ -91,6 +102,8 @@ struct SoftHSMToken: TestToken {
             let copy = directory.appendingPathComponent("pkcs11-spy-\(UUID().uuidString.prefix(8)).so").path
             try FileManager.default.copyItem(atPath: URL(fileURLWithPath: Self.spyModule).resolvingSymlinksInPath().path, toPath: copy)
             configuration.modulePath = copy
+        } else if let fault {
+            configuration.modulePath = fault.library
         }
         return try Self.environmentLock.withLock { _ in
             setenv("SOFTHSM2_CONF", configFile, 1)
@@ -99,9 +112,13 @@ struct SoftHSMToken: TestToken {
                 setenv("PKCS11SPY", modulePath, 1)
                 setenv("PKCS11SPY_OUTPUT", spyLog, 1)
             }
+            // The fault module reads these when its C_GetFunctionList loads the real module.
+            let faultEnvironment = spyLog == nil ? fault?.environment(realModule: modulePath) ?? [:] : [:]
+            for (name, value) in faultEnvironment { setenv(name, value, 1) }
             defer {
                 unsetenv("PKCS11SPY")
                 unsetenv("PKCS11SPY_OUTPUT")
+                faultEnvironment.keys.forEach { unsetenv($0) }
             }
             return try PKCS11KeyVault(configuration: configuration)
         }
