@@ -64,25 +64,12 @@ public enum OpenCryptokiNamespace {
         defer { try? FileManager.default.removeItem(at: work) }
         let script = work.appendingPathComponent("setup.sh")
         try setupScript.write(to: script, atomically: true, encoding: .utf8)
-        let log = work.appendingPathComponent("output.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        process.arguments = ["--mount", "--ipc", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-                             "/bin/sh", script.path, work.path] + command
         var environment = ProcessInfo.processInfo.environment
         environment[insideVariable] = work.path
         environment["CMK_OCK_LABEL"] = label
         for (name, value) in extra { environment[name] = value }
-        process.environment = environment
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try? handle.close()
-        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, output)
+        return try LoggedProcess.run("/usr/bin/unshare", ["--mount", "--ipc", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+                                                         "/bin/sh", script.path, work.path] + command,
+                                     environment: environment, log: work.appendingPathComponent("output.log").path)
     }
 }

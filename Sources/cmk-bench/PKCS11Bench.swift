@@ -60,22 +60,9 @@ enum PKCS11Bench {
 
     @discardableResult
     static func runTool(_ path: String, _ arguments: [String], environment extra: [String: String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
-        let log = NSTemporaryDirectory() + "cmk-bench-tool-\(UUID().uuidString.prefix(8))"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        defer { unlink(log) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        try? handle.close()
-        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            throw OpenSSLAnchor.Failure(description: "\(path) \(arguments.first ?? "") exited \(process.terminationStatus):\n\(text)")
+        let (status, text) = try LoggedProcess.run(path, arguments, environment: ProcessInfo.processInfo.environment.merging(extra) { _, new in new })
+        guard status == 0 else {
+            throw OpenSSLAnchor.Failure(description: "\(path) \(arguments.first ?? "") exited \(status):\n\(text)")
         }
         return text
     }
@@ -122,6 +109,7 @@ struct PKCS11TokenCommand: AsyncParsableCommand {
             "unwraps/s c1": one, "unwraps/s c16": sixteen,
             "pool calls": Double(after.calls - before.calls), "pool sessions opened": Double(after.opened - before.opened),
             "pool sessions closed over 4 idle": Double(after.closedOverLimit - before.closedOverLimit), "pool peak in use": Double(after.peakInUse),
+            "pool peak threads": Double(after.peakThreads),
         ]
         let json = try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
         print(String(decoding: json, as: UTF8.self))

@@ -49,14 +49,7 @@ struct Harness {
                 master-key-file: \(root)/master.key
                 create: true
                 retention-days: 7
-            accounts:
-              - {name: files-1, kind: file, driver: directory, location: \(state)/accounts/files-1, create: true}
-              - {name: sql-1, kind: sql, driver: sqlite, location: \(state)/accounts/sql-1.sqlite, create: true}
-              - {name: audit-1, kind: audit, driver: directory, location: \(state)/accounts/audit-1, create: true}
-            sync:
-              interval: 1m
-            logging:
-              format: text
+            \(TestConfigurationYAML.threeAccounts(state: state))
             """
         try yaml.write(toFile: config, atomically: true, encoding: .utf8)
     }

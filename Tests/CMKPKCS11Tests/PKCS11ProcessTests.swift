@@ -33,35 +33,16 @@ enum TokenProcessStory {
                 pin-file: \(token.pinFile)
                 sessions: 2
                 wrap-algorithm: \(token.wrapAlgorithm.rawValue)
-            accounts:
-              - {name: files-1, kind: file, driver: directory, location: \(state)/accounts/files-1, create: true}
-              - {name: sql-1, kind: sql, driver: sqlite, location: \(state)/accounts/sql-1.sqlite, create: true}
-              - {name: audit-1, kind: audit, driver: directory, location: \(state)/accounts/audit-1, create: true}
-            sync:
-              interval: 1m
-            logging:
-              format: text
+            \(TestConfigurationYAML.threeAccounts(state: state))
             """.write(toFile: config, atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         environment["CMK_SYNCER_CONFIG"] = nil
         for (name, value) in token.environment { environment[name] = value }
 
         func run(_ tool: String, _ arguments: [String]) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try BuiltExecutables.path(tool))
-            process.arguments = arguments + ["--config", config]
-            process.environment = environment
-            let output = root + "/\(tool).out"
-            FileManager.default.createFile(atPath: output, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-            process.standardOutput = handle
-            process.standardError = handle
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            try? handle.close()
-            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-            #expect(process.terminationStatus == 0, "\(tool) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
+            let (status, text) = try LoggedProcess.run(try BuiltExecutables.path(tool), arguments + ["--config", config],
+                                                       environment: environment, log: root + "/\(tool).out")
+            #expect(status == 0, "\(tool) \(arguments.joined(separator: " ")) exited \(status): \(text)")
             return text
         }
         func versions() throws -> [[String: Any]] {
