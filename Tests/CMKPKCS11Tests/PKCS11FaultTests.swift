@@ -102,9 +102,9 @@ struct PKCS11FaultTests {
     func slowToken() async throws {
         let (token, fault, vault, key, version, dek, wrapped) = try await prepared(sessions: 4)
         defer { token.remove() }
-        // Every C_UnwrapKey waits at a gate (at most 5 s) until the test opens it.
+        // Every C_UnwrapKey waits at a gate (at most 15 s: a margin for a loaded machine) until the test opens it.
         let gate = token.directory.appendingPathComponent("gate").path
-        try fault.set(["C_UnwrapKey 0 -1 0 \(gate) 5000"])
+        try fault.set(["C_UnwrapKey 0 -1 0 \(gate) 15000"])
         let ticks = Ticks()
         let ticker = Task {
             while !Task.isCancelled {
@@ -122,7 +122,7 @@ struct PKCS11FaultTests {
         }
         // This loop is itself a task on the cooperative pool: with the calls held on it, it would not run.
         var polls = 0
-        while vault.poolStatistics.inUse < 4, polls < 1000 {
+        while vault.poolStatistics.inUse < 4, polls < 2000 {
             try await Task.sleep(for: .milliseconds(5))
             polls += 1
         }
