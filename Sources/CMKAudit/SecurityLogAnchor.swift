@@ -29,7 +29,8 @@ struct SecurityLogAnchor: Codable, Hashable, Sendable {
 
     private static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        // CMKCore's reader: this module's own RFC3339 writes and reads only the records' form.
+        decoder.dateDecodingStrategy = CMKCore.RFC3339.dateDecodingStrategy
         return decoder
     }()
 

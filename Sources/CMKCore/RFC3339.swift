@@ -84,3 +84,21 @@ public enum RFC3339 {
         return era * 146_097 + dayOfEra - 719_468
     }
 }
+
+extension RFC3339 {
+    /// The JSON date strategy of every document that stores times as RFC 3339 text (the state
+    /// files, the probe status, the security-log anchor): ``parse(_:)``, never Foundation's
+    /// `.iso8601` strategy. A time it refuses is a `DecodingError.dataCorrupted` naming the field's
+    /// path and the accepted form (the text itself is not repeated: it may be anything).
+    public static let dateDecodingStrategy: JSONDecoder.DateDecodingStrategy = .custom { decoder in
+        let container = try decoder.singleValueContainer()
+        guard let date = parse(try container.decode(String.self)) else {
+            let field = decoder.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "\(field.isEmpty ? "the time" : field) is not an RFC 3339 time (\(acceptedForm))")
+        }
+        return date
+    }
+
+    /// The accepted form, for messages that refuse a time.
+    public static let acceptedForm = "YYYY-MM-DDTHH:MM:SS, a fraction of 1-9 digits optional, then Z or ±HH:MM, e.g. 2025-01-31T12:00:00Z"
+}

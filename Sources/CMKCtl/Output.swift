@@ -1,3 +1,4 @@
+import CMKCore
 import Foundation
 
 /// Where `cmkctl` writes: results to stdout, diagnostics to stderr, JSON as one document.
@@ -53,15 +54,12 @@ enum Output {
     }
 }
 
-/// Parses the TIME arguments: RFC 3339 (with or without fractional seconds) or `now`.
+/// Parses the TIME arguments: RFC 3339 (with or without fractional seconds) or `now`, through
+/// CMKCore's ``RFC3339`` (not ICU's formatter, which traps on a long fraction).
 enum TimeArgument {
     static func parse(_ text: String, option: String) throws -> Date {
         if text == "now" { return Date() }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        if let date = formatter.date(from: text) { return date }
-        throw CtlError("\(option): '\(text)' is not a time: use RFC 3339 (2025-01-31T12:00:00Z) or 'now'", exitCode: 2)
+        if let date = RFC3339.parse(text) { return date }
+        throw CtlError("\(option): '\(text.prefix(64))' is not a time: use RFC 3339 (\(RFC3339.acceptedForm)) or 'now'", exitCode: 2)
     }
 }

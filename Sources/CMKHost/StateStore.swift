@@ -111,7 +111,7 @@ public struct StateStore: Sendable {
 
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = RFC3339.dateDecodingStrategy
         return decoder
     }()
 

@@ -1,4 +1,5 @@
 import CMKCore
+import CMKTesting
 import Foundation
 import Testing
 
@@ -32,15 +33,7 @@ import Testing
         #expect(RFC3339.parse("2026-12-05t07:51:29z") == RFC3339.parse("2026-12-05T07:51:29Z"))
     }
 
-    @Test("anything else is nil, never a crash", arguments: [
-        // The fuzz finding (Fuzz/Corpus/vault-log/crash-a0f80f03…): ICU trapped on this fraction.
-        "2026-12-05T07:51:29.8555555555555555555555555555555555555555555555555555555555555555555555555516Z",
-        "2026-12-05T07:51:29.8555555555Z", "2026-12-05T07:51:29.Z", "2026-12-05T07:51:29", "2026-12-05 07:51:29Z",
-        "2026-13-05T07:51:29Z", "2026-02-29T07:51:29Z", "2100-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-12-00T00:00:00Z",
-        "2026-12-05T24:00:00Z", "2026-12-05T23:60:00Z", "2026-12-05T23:59:61Z", "2026-12-05T07:51:29+1:00", "2026-12-05T07:51:29+24:00",
-        "2026-12-05T07:51:29+01:60", "2026-12-05T07:51:29Z ", " 2026-12-05T07:51:29Z", "+2026-12-05T07:51:29Z", "2026-12-05T07:51:29ZZ",
-        "２０２６-12-05T07:51:29Z", "", "now",
-    ])
+    @Test("anything else is nil, never a crash", arguments: MalformedTimes.rfc3339)
     func refusals(text: String) {
         #expect(RFC3339.parse(text) == nil, "\(text) accepted")
     }

@@ -72,7 +72,7 @@ public struct ProbeStatus: Hashable, Sendable, Codable {
     public static func read(stateDirectory: String) -> ProbeStatus? {
         guard let data = FileManager.default.contents(atPath: path(stateDirectory: stateDirectory)) else { return nil }
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = RFC3339.dateDecodingStrategy
         return try? decoder.decode(ProbeStatus.self, from: data)
     }
 
