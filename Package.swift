@@ -292,7 +292,7 @@ let package = Package(
             name: "cmk-bench",
             dependencies: [
                 "CMKCore", "CMKEnvelope", "CMKLocalVault", "CMKAccounts", "CMKSyncer", "CMKTesting",
-                "CMKDirectoryStorage", "CMKSQLiteStorage",
+                "CMKDirectoryStorage", "CMKSQLiteStorage", "CMKPostgresStorage",
                 "CMKIdentity", "CMKVaultService", "CMKVaultLog", "CMKTransparency", "CMKConfiguration", "CMKAzureTestServer", "CMKTestingHTTP",
                 "CMKPKCS11",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

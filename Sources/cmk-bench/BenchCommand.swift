@@ -18,10 +18,10 @@ extension BenchCommand {
         @Flag(help: "The short run (under 5 minutes after the build): fewer repetitions, a 10 s daemon idle window.")
         var quick = false
 
-        @Option(help: "Suites to run, comma-separated: envelope, rsa, sync, rotation, dataplane, daemon, vault, keys, probe, metrics, pkcs11 (default: all).")
-        var only: String = "envelope,rsa,sync,rotation,dataplane,daemon,vault,keys,probe,metrics,pkcs11"
+        @Option(help: "Suites to run, comma-separated: envelope, rsa, sync, rotation, dataplane, daemon, vault, keys, probe, metrics, pkcs11, postgres (default: all).")
+        var only: String = "envelope,rsa,sync,rotation,dataplane,daemon,vault,keys,probe,metrics,pkcs11,postgres"
 
-        @Option(help: "Accounts the keys suite rotates across three daemons on cmk-vault (default 10000, the documented figure; fewer for a quick look).")
+        @Option(help: "Accounts the keys and postgres suites rotate across three daemons on cmk-vault (default 10000, the documented figure; fewer for a quick look; the postgres suite takes at most 1000 with --quick).")
         var fleetAccounts = 10_000
 
         @Option(help: "Directory for the JSON results.")
@@ -40,7 +40,7 @@ extension BenchCommand {
             guard (3...100_000).contains(fleetAccounts) else { throw ValidationError("--fleet-accounts must be 3-100000, not \(fleetAccounts)") }
             plan.fleetAccounts = fleetAccounts
             let suites = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            let known: Set = ["envelope", "rsa", "sync", "rotation", "dataplane", "daemon", "vault", "keys", "probe", "metrics", "pkcs11"]
+            let known: Set = ["envelope", "rsa", "sync", "rotation", "dataplane", "daemon", "vault", "keys", "probe", "metrics", "pkcs11", "postgres"]
             guard suites.isSubset(of: known) else {
                 throw ValidationError("--only: unknown suite(s) \(suites.subtracting(known).sorted().joined(separator: ", ")); accepted: \(known.sorted().joined(separator: ", "))")
             }
@@ -63,6 +63,7 @@ extension BenchCommand {
             if suites.contains("probe") { try await ProbeBench.run(plan, scratch: scratch, into: &results) }
             if suites.contains("metrics") { try await MetricsBench.run(plan, scratch: scratch, into: &results) }
             if suites.contains("pkcs11") { try await PKCS11Bench.run(plan, scratch: scratch, into: &results) }
+            if suites.contains("postgres") { try await PostgresBench.run(plan, scratch: scratch, into: &results) }
             results.machine["load after"] = Machine.load()
             results.machine["seconds"] = String(format: "%.0f", Measure.wall() - started)
             for note in results.notes { print("note: \(note)") }

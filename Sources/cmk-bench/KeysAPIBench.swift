@@ -168,24 +168,7 @@ struct FleetHost: Sendable {
 
     /// `cmk-syncer run --once` on every host at the same time; each must exit 0.
     static func runAll(_ hosts: [FleetHost], expecting version: String?) async throws {
-        let binary = try DaemonBench.sibling("cmk-syncer")
-        var running: [(FleetHost, Process)] = []
-        for host in hosts {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["run", "--once", "--config", host.config]
-            _ = FileManager.default.createFile(atPath: host.root + "/run.log", contents: nil)
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: host.root + "/run.log"))
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            running.append((host, process))
-        }
-        while running.contains(where: { $0.1.isRunning }) { try await Task.sleep(for: .milliseconds(50)) }
-        for (host, process) in running where process.terminationStatus != 0 {
-            let log = (try? String(contentsOfFile: host.root + "/run.log", encoding: .utf8)) ?? ""
-            throw OpenSSLAnchor.Failure(description: "cmk-syncer run --once for \(host.root) exited \(process.terminationStatus): \(log.suffix(2000))")
-        }
+        try await runOnce(hosts.map { ($0.root, $0.config) })
         if let version {
             for host in hosts {
                 let bindings = try host.bindings()
@@ -193,6 +176,32 @@ struct FleetHost: Sendable {
                     throw OpenSSLAnchor.Failure(description: "\(host.root): \(bindings.filter { $0 == version }.count) of \(host.accounts) accounts bound to \(version)")
                 }
             }
+        }
+    }
+
+    /// `cmk-syncer run --once --config CONFIG` for every (root, config) at the same time, each
+    /// logging to ROOT/run.log; each must exit 0.
+    static func runOnce(_ runs: [(root: String, config: String)]) async throws {
+        let binary = try DaemonBench.sibling("cmk-syncer")
+        var running: [(String, Process)] = []
+        for (root, config) in runs {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["run", "--once", "--config", config]
+            var environment = ProcessInfo.processInfo.environment
+            for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "LISTEN_FDS", "JOURNAL_STREAM"] { environment[name] = nil }
+            process.environment = environment
+            _ = FileManager.default.createFile(atPath: root + "/run.log", contents: nil)
+            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/run.log"))
+            process.standardOutput = log
+            process.standardError = log
+            try process.run()
+            running.append((root, process))
+        }
+        while running.contains(where: { $0.1.isRunning }) { try await Task.sleep(for: .milliseconds(20)) }
+        for (root, process) in running where process.terminationStatus != 0 {
+            let log = (try? String(contentsOfFile: root + "/run.log", encoding: .utf8)) ?? ""
+            throw OpenSSLAnchor.Failure(description: "cmk-syncer run --once for \(root) exited \(process.terminationStatus): \(log.suffix(2000))")
         }
     }
 
