@@ -26,6 +26,8 @@ let package = Package(
         .library(name: "CMKCore", targets: ["CMKCore"]),
         .library(name: "CMKEnvelope", targets: ["CMKEnvelope"]),
         .library(name: "CMKLocalVault", targets: ["CMKLocalVault"]),
+        // For the fuzz package (Fuzz/): the PKCS#11 key record's parser.
+        .library(name: "CMKPKCS11", targets: ["CMKPKCS11"]),
         .library(name: "CMKAzureKeyVault", targets: ["CMKAzureKeyVault"]),
         .library(name: "CMKTesting", targets: ["CMKTesting"]),
         .library(name: "CMKAzureTestServer", targets: ["CMKAzureTestServer"]),

@@ -55,11 +55,12 @@ for target in "${targets[@]}"; do
     dict=()
     case $name in
         configuration) dict=(-dict=Fuzz/Dictionaries/yaml.dict) ;;
-        keyring|security-record|azure-bodies|vault-log|vault-requests) dict=(-dict=Fuzz/Dictionaries/json.dict) ;;
+        keyring|security-record|azure-bodies|vault-log|vault-requests|local-vault|pkcs11-record) dict=(-dict=Fuzz/Dictionaries/json.dict) ;;
+        event-receiver) dict=(-dict=Fuzz/Dictionaries/http.dict) ;;
     esac
     before=$(ls "$findings" | wc -l)
     status=0
-    timeout --kill-after=10 $((SECONDS_PER_TARGET + 120)) "$bin/$target" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 \
+    timeout --kill-after=10 $((SECONDS_PER_TARGET + 120)) "$bin/$target" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -detect_leaks=0 \
         -timeout=10 -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$findings/" "${dict[@]}" "$work" "Fuzz/Corpus/$name" >"$log" 2>&1 || status=$?
     executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     last=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)

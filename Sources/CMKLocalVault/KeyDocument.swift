@@ -88,9 +88,22 @@ struct KeyDocument: Codable, Sendable, Equatable {
         return encoder
     }
 
+    /// The dates a document (or `vault.json`) may hold: the years 1 to 9999, in seconds since 1970.
+    static let secondsRange: ClosedRange<Double> = -62_135_596_800...253_402_300_799.999
+
+    /// Seconds since 1970 as a JSON number, within ``secondsRange``: a date beyond made the keys API's
+    /// view of the document trap converting it to whole seconds (`created: 1e300`, checked with the
+    /// local-vault fuzz target). Refused as a bad value at the field's path, like any other.
     static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .secondsSince1970
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let seconds = try container.decode(Double.self)
+            guard secondsRange.contains(seconds) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "a date outside the years 1 to 9999")
+            }
+            return Date(timeIntervalSince1970: seconds)
+        }
         return decoder
     }
 
@@ -124,18 +137,7 @@ struct KeyDocument: Codable, Sendable, Equatable {
 
     /// A decoding error without the offending values (they could be key bytes).
     private static func describe(_ error: any Error) -> String {
-        guard let error = error as? DecodingError else { return "unreadable" }
-        func path(_ context: DecodingError.Context) -> String {
-            let text = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-            return text.isEmpty ? "document" : text
-        }
-        switch error {
-        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not JSON" : "bad value at \(path(context))"
-        case .keyNotFound(let key, let context): return "missing field '\(key.stringValue)' in \(path(context))"
-        case .typeMismatch(_, let context): return "wrong type at \(path(context))"
-        case .valueNotFound(_, let context): return "missing value at \(path(context))"
-        @unknown default: return "unreadable"
-        }
+        (error as? DecodingError)?.place ?? "unreadable"
     }
 
     /// Rounds a date to what the document stores (seconds since 1970 as a JSON number), so that
