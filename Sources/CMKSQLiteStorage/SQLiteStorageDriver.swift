@@ -88,13 +88,12 @@ public final class SQLiteStorageDriver: StorageDriver {
         let now = FileDerivedCache<Int>.now()
         let before = try keyringFingerprint()
         let (current, row) = try handles.relievingDescriptors(what) {
-            try Self.database(what) { () throws -> (Bool, SQLiteSchema.KeyringRow?) in
-                let connection = try readConnection()
+            try Self.database(what) { () throws -> (Bool, SQLiteSchema.KeyringRow?) in try reading { connection in
                 let version = try SQLiteSchema.checkVersion(connection.userVersion())
                 guard version == SQLiteSchema.version else { return (SystemFile.isOnReadOnlyFileSystem(path), nil) }
                 let row = try? connection.keyringRow()  // a damaged row is reported by readKeyring()
                 return (try SystemFile.isOnReadOnlyFileSystem(path) || !connection.hasStaleStaging(olderThan: cutoff), row)
-            }
+            } }
         }
         guard !current else {
             if let row { openedRow.store(row, readBetween: before, and: try keyringFingerprint(), now: now) }
@@ -110,10 +109,11 @@ public final class SQLiteStorageDriver: StorageDriver {
 
     deinit { handles.close(handleKey) }
 
-    /// A read-only connection of its own (counted in ``SQLiteHandles/readOpenings``).
-    func readConnection() throws -> SQLiteReadConnection {
+    /// Runs `body` on a read-only connection of its own (``SQLiteReadConnection/reading(_:busyTimeout:_:)``;
+    /// counted in ``SQLiteHandles/readOpenings``).
+    func reading<T>(_ body: (borrowing SQLiteReadConnection) throws -> T) throws -> T {
         handles.countReadOpening()
-        return try SQLiteReadConnection(path: path, busyTimeout: busyTimeout)
+        return try SQLiteReadConnection.reading(path, busyTimeout: busyTimeout, body)
     }
 
     /// Opens the database in WAL mode with a busy timeout and a writer that syncs every commit.
@@ -257,7 +257,7 @@ public final class SQLiteStorageDriver: StorageDriver {
         } else {
             let what = "read keyring from '\(path)'"
             row = try handles.relievingDescriptors(what) {
-                try Self.database(what) { try readConnection().keyringRow() }
+                try Self.database(what) { try reading { try $0.keyringRow() } }
             }
         }
         let keyring = try row.map(decode)

@@ -5,10 +5,13 @@ public enum KeyringJSON {
     /// Keyrings are small; anything larger than this is not one.
     public static let maximumSize = 16 << 20
 
+    /// Decodes and checks a stored keyring. JSON in the form cmk-syncer writes is read by
+    /// ``KeyringJSONReader`` (the cold start reads thousands); anything else by `JSONDecoder`,
+    /// which decides what is refused and how.
     public static func decode(_ data: Data, account: String, source: String) throws -> Keyring {
         let keyring: Keyring
         do {
-            keyring = try JSONDecoder().decode(Keyring.self, from: data)
+            keyring = try KeyringJSONReader.decode(data) ?? JSONDecoder().decode(Keyring.self, from: data)
         } catch {
             throw StorageError(.corrupt, "\(source) is not a valid keyring; restore it from a backup (the driver never overwrites it)", underlying: error)
         }
