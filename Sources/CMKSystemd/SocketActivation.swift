@@ -1,4 +1,5 @@
 import CSystemd
+import Glibc
 
 /// The sockets systemd passed to this process (socket activation, `sd_listen_fds(3)`).
 public enum SocketActivation {
