@@ -49,10 +49,17 @@ extension SyncerConfiguration {
         /// the vault inside it: compared as written and with symbolic links resolved, so a location
         /// that is a link into the vault is refused too.
         public static func overlaps(_ location: String, _ vault: String) -> Bool {
+            overlaps(location, vault, physicalVault: SystemFile.physicalPath(vault))
+        }
+
+        /// ``overlaps(_:_:)`` with the vault directory's links already resolved
+        /// (`SystemFile.physicalPath(vault)`), for checking many locations against one vault:
+        /// only `location` is resolved here.
+        public static func overlaps(_ location: String, _ vault: String, physicalVault: String) -> Bool {
             func inside(_ path: String, _ ancestor: String) -> Bool {
                 path == ancestor || ancestor == "/" || path.hasPrefix(ancestor + "/")
             }
-            let (physicalLocation, physicalVault) = (SystemFile.physicalPath(location), SystemFile.physicalPath(vault))
+            let physicalLocation = SystemFile.physicalPath(location)
             return inside(location, vault) || inside(vault, location)
                 || inside(physicalLocation, physicalVault) || inside(physicalVault, physicalLocation)
         }

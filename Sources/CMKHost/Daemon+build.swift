@@ -33,8 +33,11 @@ extension Daemon {
         let postgres = try configuration.postgres.map { try postgresConfiguration($0, environment: environment, file: configuration.file) }
         // One lease table per database: every postgres account shares its rebinds with the other daemons serving it.
         let leases = postgres.map { PostgresLeases(configuration: $0) }
+        // The vault directory's links are resolved once per configuration; each account's
+        // location again when its driver opens (``openDriver``).
+        let vaultDirectory = configuration.vault.local.map { VaultDirectory($0.directory) }
         let accounts = configuration.accounts.map {
-            makeAccount($0, key: configuration.vault.key, vaultDirectory: configuration.vault.local?.directory, postgres: postgres,
+            makeAccount($0, key: configuration.vault.key, vaultDirectory: vaultDirectory, postgres: postgres,
                         leases: $0.driver == .postgres ? leases : nil)
         }
         let sync = configuration.sync
@@ -158,7 +161,7 @@ extension Daemon {
     /// The account with a driver that opens on first use: a location that cannot be opened (corrupt
     /// database, unsafe permissions, missing with `create: false`) fails that account alone, on each
     /// operation, with the error naming it, and opens once repaired (SPEC §5).
-    static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference, vaultDirectory: String?,
+    static func makeAccount(_ settings: SyncerConfiguration.AccountSettings, key: KeyReference, vaultDirectory: VaultDirectory?,
                             postgres: PostgresStorageConfiguration? = nil, leases: (any RebindLeases)? = nil) -> Account {
         let driver = DeferredStorageDriver(account: settings.name) { try openDriver(settings, vaultDirectory: vaultDirectory, postgres: postgres) }
         return Account(name: settings.name, kind: settings.kind, driver: driver, key: key, leases: leases)
@@ -174,7 +177,19 @@ extension Daemon {
         return instance.isEmpty ? host : "\(host)@\(instance)"
     }
 
-    static func openDriver(_ settings: SyncerConfiguration.AccountSettings, vaultDirectory: String?,
+    /// The local vault's directory as configured and with its links resolved (once: it is
+    /// compared with every account's location).
+    struct VaultDirectory: Sendable {
+        let path: String
+        let physicalPath: String
+
+        init(_ path: String) {
+            self.path = path
+            physicalPath = SystemFile.physicalPath(path)
+        }
+    }
+
+    static func openDriver(_ settings: SyncerConfiguration.AccountSettings, vaultDirectory: VaultDirectory?,
                            postgres: PostgresStorageConfiguration? = nil) throws -> any StorageDriver {
         if settings.driver == .postgres {
             guard let postgres else {
@@ -183,10 +198,11 @@ extension Daemon {
             // One pool per daemon and database: every postgres account shares the process's store.
             return PostgresStorageDriver(store: try PostgresStore.shared(postgres), account: settings.name)
         }
-        // Checked again at every open, with links resolved: a link made after the configuration
-        // was checked must not send keyrings and objects into the vault.
-        if let vaultDirectory, SyncerConfiguration.AccountSettings.overlaps(settings.location, vaultDirectory) {
-            throw StorageError(.misconfigured, "account '\(settings.name)': location \(settings.location) resolves into or over the vault directory \(vaultDirectory); keep account data outside the vault")
+        // Checked again at every open, with the location's links resolved: a link made after the
+        // configuration was checked must not send keyrings and objects into the vault.
+        if let vaultDirectory,
+           SyncerConfiguration.AccountSettings.overlaps(settings.location, vaultDirectory.path, physicalVault: vaultDirectory.physicalPath) {
+            throw StorageError(.misconfigured, "account '\(settings.name)': location \(settings.location) resolves into or over the vault directory \(vaultDirectory.path); keep account data outside the vault")
         }
         switch settings.driver {
         case .directory:

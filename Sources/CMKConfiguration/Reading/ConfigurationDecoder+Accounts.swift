@@ -12,6 +12,8 @@ extension ConfigurationDecoder {
         var accounts: [SyncerConfiguration.AccountSettings] = []
         var names: [String: Int] = [:]
         var locations: [String: Int] = [:]
+        // The vault directory's links are resolved once; each location's at its check.
+        let physicalVault = vault.local.map { SystemFile.physicalPath($0.directory) }
         for (index, item) in items.enumerated() {
             let path = "accounts[\(index)]"
             let account = try decodeAccount(item, at: path)
@@ -24,8 +26,8 @@ extension ConfigurationDecoder {
             if let other = locations[account.location] {
                 throw reader.error(.duplicate, path + ".location", "\(Excerpt.quoted(account.location)) is already the location of accounts[\(other)]: each account needs its own", at: item.mapping?["location"] ?? item)
             }
-            if account.driver != .postgres, let vaultDirectory = vault.local?.directory,
-               SyncerConfiguration.AccountSettings.overlaps(account.location, vaultDirectory) {
+            if account.driver != .postgres, let vaultDirectory = vault.local?.directory, let physicalVault,
+               SyncerConfiguration.AccountSettings.overlaps(account.location, vaultDirectory, physicalVault: physicalVault) {
                 throw reader.error(.invalidValue, path + ".location", "\(Excerpt.quoted(account.location)) overlaps the vault directory \(Excerpt.quoted(vaultDirectory)) (symbolic links resolved): keep account data outside the vault", at: item.mapping?["location"] ?? item)
             }
             names[account.name] = index
