@@ -10,9 +10,16 @@ struct KeyringJSONReaderTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../Fuzz/Corpus/keyring").standardizedFileURL
 
-    /// The fuzz corpus (real keyrings of both drivers) and keyrings encoded here with every member.
-    static func seeds() throws -> [Data] {
+    /// The fuzz corpus's inputs: the seeds taken from real keyrings of both drivers, and the
+    /// inputs fuzzing added (`merged-…`).
+    static func corpusFiles() throws -> (written: [String], found: [String]) {
         let files = try FileManager.default.contentsOfDirectory(atPath: corpus.path).sorted()
+        return (files.filter { !$0.hasPrefix("merged-") }, files.filter { $0.hasPrefix("merged-") })
+    }
+
+    /// The real keyrings of the fuzz corpus and keyrings encoded here with every member.
+    static func seeds() throws -> [Data] {
+        let files = try corpusFiles().written
         #expect(files.count >= 4, "the keyring corpus at \(corpus.path) is missing")
         var seeds = try files.map { try Data(contentsOf: corpus.appendingPathComponent($0)) }
         let ids = (0..<3).map { _ in DEKID.random() }
@@ -46,6 +53,13 @@ struct KeyringJSONReaderTests {
     func writtenKeyrings() throws {
         for (index, seed) in try Self.seeds().enumerated() {
             #expect(Self.agree(seed, "seed \(index)"), "seed \(index) was left to JSONDecoder: \(String(decoding: seed, as: UTF8.self))")
+        }
+    }
+
+    @Test("every input fuzzing added to the corpus: the reader agrees with JSONDecoder")
+    func fuzzCorpus() throws {
+        for file in try Self.corpusFiles().found {
+            Self.agree(try Data(contentsOf: Self.corpus.appendingPathComponent(file)), file)
         }
     }
 
