@@ -7,32 +7,11 @@ import Testing
 /// `postgres.tls` against a real TLS-enabled PostgreSQL 15 (`ssl=on`, TCP admitted only by
 /// `hostssl`): a throw-away CA and a server certificate for `localhost` are made with the
 /// openssl CLI in a temporary directory for this run (no key material in the repository).
-struct OpenSSLFailure: Error, CustomStringConvertible {
-    let description: String
-}
-
 @Suite("PostgreSQL driver over TLS", .serialized)
 struct PostgresTLSTests {
-    /// Runs openssl; throws with its output when it fails.
-    static func openssl(_ arguments: [String], in directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw OpenSSLFailure(description: "openssl \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
-        }
-    }
-
     /// A CA (`name`.crt, `name`.key) in `directory`.
     static func makeCA(_ name: String, in directory: String) throws {
-        try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+        try TestOpenSSL.run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
                      "-subj", "/CN=cmk-syncer test \(name)", "-keyout", "\(name).key", "-out", "\(name).crt",
                      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"], in: directory)
     }
@@ -45,9 +24,9 @@ struct PostgresTLSTests {
         try Self.makeCA("other-ca", in: dir)
         try "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
             .write(toFile: dir + "/server.ext", atomically: true, encoding: .utf8)
-        try Self.openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+        try TestOpenSSL.run(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
                           "-keyout", "server.key", "-out", "server.csr"], in: dir)
-        try Self.openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+        try TestOpenSSL.run(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
                           "-extfile", "server.ext", "-out", "server.crt"], in: dir)
         let server = try PostgresServer.start(tls: .init(certificatePEM: try String(contentsOfFile: dir + "/server.crt", encoding: .utf8),
                                                           keyPEM: try String(contentsOfFile: dir + "/server.key", encoding: .utf8)))
